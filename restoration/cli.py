@@ -1,0 +1,227 @@
+"""Command line: ``python -m restoration {run,restore,batch,doctor,…}``.
+
+Exit status: 0 success, 2 bad input, 3 a model cannot be loaded, 130 interrupted,
+1 anything unexpected. Errors are one line on stderr, never a traceback
+(set ``RESTORATION_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import BadInputError, RestorationError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line with exit status 2."""
+
+    def error(self, message):
+        raise BadInputError(f"{message} (see `python -m restoration {self.prog.split()[-1]} --help`)")
+
+
+def _float(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise BadInputError(f"{name} must be a number, got {text!r}") from None
+
+
+def _check_out(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"--out {path} exists and is not a folder")
+    return path
+
+
+def _add_restoration_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("restoration")
+    g.add_argument("--shifts", type=int, default=0, help="Demucs random shifts (0 = off)")
+    g.add_argument("--overlap", type=float, default=0.25, help="Demucs chunk overlap fraction")
+    g.add_argument("--stem-gain", action="append", default=[], metavar="STEM=GAIN",
+                   help="linear gain of one Demucs stem before summing (repeatable), e.g. vocals=0.5")
+    g.add_argument("--gating", choices=("nonstationary", "stationary"), default="nonstationary")
+    g.add_argument("--gating-strength", type=float, default=1.0, help="noisereduce prop_decrease, 0–1")
+    g.add_argument("--gating-threshold", type=float, default=None, help="gate threshold in noise std devs")
+    g.add_argument("--hber-cutoff-hz", type=float, default=8000.0, help="ΔHBER high-band edge in Hz")
+
+
+def _add_generation_options(p: argparse.ArgumentParser, *, duration_default: str | None) -> None:
+    p.add_argument("--duration", default=duration_default, required=duration_default is None,
+                   help="clip length in seconds, 1–30")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=250)
+    p.add_argument("--mode", choices=("exact", "fast"), default=None,
+                   help="exact = fp32; fast = int8 decoder (default: env MUSICGEN_QUANTIZE=int8 → fast, else exact)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="restoration", description="Zero-shot restoration of MusicGen audio: Demucs vs spectral gating.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="generate a clip from a prompt, restore it both ways, write the report")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    _add_generation_options(p, duration_default=None)
+    p.add_argument("--out", required=True, type=Path)
+    _add_restoration_options(p)
+
+    p = sub.add_parser("restore", help="restore an existing wav/flac/ogg/mp3 both ways and write the report")
+    p.add_argument("file")
+    p.add_argument("--out", required=True, type=Path)
+    _add_restoration_options(p)
+
+    p = sub.add_parser("batch", help="prompts × seeds with aggregate tables and 95 %% CIs (resumable)")
+    p.add_argument("--prompts", required=True, help="text file: one prompt per line, optionally 'genre | prompt'")
+    p.add_argument("--seeds", type=int, default=1, help="run seeds 0 … N−1 per prompt")
+    _add_generation_options(p, duration_default="5")
+    p.add_argument("--out", required=True, type=Path)
+    _add_restoration_options(p)
+
+    p = sub.add_parser("doctor", help="what is installed, the device, and whether model weights are reachable")
+    p.add_argument("--json", action="store_true")
+
+    for register in _extension_commands():
+        register(sub)
+    return parser
+
+
+def _extension_commands():
+    """Command groups that live in their own modules (benchmark, listening test)."""
+    registers = []
+    for module in ("bench", "listening.cli"):
+        try:
+            mod = __import__(f"restoration.{module}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("restoration."):
+                continue
+            raise
+        registers.append(mod.register)
+    return registers
+
+
+def settings_from_args(args):
+    """Build the frozen settings objects from parsed arguments (validation happens in them)."""
+    from .settings import DemucsSettings, GatingSettings, MetricSettings
+
+    gains = []
+    for item in args.stem_gain:
+        stem, sep, value = item.partition("=")
+        if not sep or not stem.strip():
+            raise BadInputError(f"--stem-gain expects STEM=GAIN, got {item!r}")
+        gains.append((stem.strip(), _float(value, f"gain of stem {stem!r}")))
+    demucs = DemucsSettings(shifts=args.shifts, overlap=args.overlap, seed=getattr(args, "seed", 0) or 0,
+                            stem_gains=tuple(gains))
+    gating = GatingSettings(stationary=args.gating == "stationary", prop_decrease=args.gating_strength,
+                            threshold_std=args.gating_threshold)
+    metrics = MetricSettings(hber_cutoff_hz=args.hber_cutoff_hz)
+    return demucs, gating, metrics
+
+
+def generation_from_args(args, *, seed: int = 0):
+    from .generation import resolve_mode
+    from .settings import GenerationSettings, validate_duration
+
+    return GenerationSettings(duration_s=validate_duration(args.duration), seed=seed, guidance_scale=args.guidance,
+                              temperature=args.temperature, top_k=args.top_k, mode=resolve_mode(args.mode))
+
+
+def _stage_printer(stream=sys.stderr):
+    last = {"stage": None}
+
+    def progress(stage, fraction, detail):
+        if stage != last["stage"]:
+            last["stage"] = stage
+            print(f"[{stage}] {detail}".rstrip(), file=stream, flush=True)
+
+    return progress
+
+
+def _print_summary(report, out: Path) -> None:
+    from .metrics import METRIC_INFO
+
+    names = list(report.metrics)
+    print(f"wrote {out}/ ({', '.join(names)}; total {report.timings_s.get('total', 0):.1f} s)")
+    print(f"{'metric':32s}" + "".join(f"{n:>18s}" for n in names))
+    for key, (label, unit, _) in METRIC_INFO.items():
+        cells = []
+        for n in names:
+            v = report.metrics[n].get(key)
+            cells.append(f"{'—' if v is None else format(v, '.3g'):>18s}")
+        print(f"{label + ' (' + unit + ')':32.32s}" + "".join(cells))
+
+
+def cmd_run(args) -> int:
+    from .outputs import write_report
+    from .pipeline import run_prompt
+    from .settings import validate_prompt
+
+    prompt = validate_prompt(args.prompt)
+    generation = generation_from_args(args, seed=args.seed)
+    demucs, gating, metrics = settings_from_args(args)
+    report = run_prompt(prompt, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
+                        progress=_stage_printer())
+    write_report(report, args.out)
+    _print_summary(report, args.out)
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .outputs import write_report
+    from .pipeline import run_file
+
+    demucs, gating, metrics = settings_from_args(args)
+    report = run_file(args.file, demucs=demucs, gating=gating, metrics=metrics, progress=_stage_printer())
+    write_report(report, args.out)
+    _print_summary(report, args.out)
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from .batch import run_batch
+
+    generation = generation_from_args(args)
+    demucs, gating, metrics = settings_from_args(args)
+    counts = run_batch(args.prompts, args.out, seeds=args.seeds, generation=generation, demucs=demucs,
+                       gating=gating, metrics=metrics)
+    print(f"{counts['clips']} clips ({counts['ran']} run, {counts['skipped']} already done); "
+          f"tables in {args.out}/summary.csv, clips.csv, summary.png")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose, format_text
+
+    info = diagnose()
+    print(json.dumps(info, indent=2) if args.json else format_text(info))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "restore": cmd_restore, "batch": cmd_batch, "doctor": cmd_doctor}
+
+
+def main(argv=None) -> int:
+    debug = os.environ.get("RESTORATION_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        if isinstance(getattr(args, "out", None), Path):
+            _check_out(args.out)
+        handler = COMMANDS.get(args.command) or args.handler
+        return int(handler(args) or 0)
+    except RestorationError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        if debug:
+            raise
+        print(f"unexpected error: {type(exc).__name__}: {exc} (set RESTORATION_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1

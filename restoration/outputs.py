@@ -1,0 +1,138 @@
+"""Writing a report to a folder: wavs, PNGs, ``metrics.json``, ``metrics.csv``, ``report.json``.
+
+The folder is written all or nothing: files go to a hidden staging folder beside it and
+are moved in only when every one is complete, so a crash never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import plots
+from .audio import write_wav
+from .metrics import METRIC_INFO
+from .pipeline import Report
+
+LISTENING_DIR = "listening"
+
+
+def metrics_json(report: Report) -> dict:
+    """``metrics.json``: version → metric → number or null, with ``notes`` for every null."""
+    return {name: report.metrics[name] for name in report.metrics}
+
+
+def flatten_metrics(metrics: dict) -> dict:
+    """One version's metrics as flat columns (per-band ΔHBER become ``hber_delta_db_4-8kHz`` …)."""
+    row = {}
+    for key in METRIC_INFO:
+        row[key] = metrics.get(key)
+    for band, value in (metrics.get("hber_bands_db") or {}).items():
+        row[f"hber_delta_db_{band}"] = value
+    return row
+
+
+def metrics_csv_text(report: Report) -> str:
+    """``metrics.csv``: a row per version, a column per metric (empty cell = undefined, see metrics.json)."""
+    rows = [{"version": name, **flatten_metrics(values)} for name, values in report.metrics.items()]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _json_text(obj) -> str:
+    def default(value):
+        if isinstance(value, Path):
+            return value.name
+        if hasattr(value, "item"):
+            return value.item()
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=default, allow_nan=False)
+    return text + "\n"
+
+
+def render_figures(report: Report, folder) -> dict[str, Path]:
+    """Draw the Mel spectrograms, difference views and average spectrum into ``folder``."""
+    folder = Path(folder)
+    start = time.perf_counter()
+    sr = report.sample_rate
+    figures = {f"mel_{k}": v for k, v in plots.mel_spectrograms(report.versions, sr, folder).items()}
+    for name in ("demucs", "spectral_gating"):
+        if name in report.versions:
+            figures[f"mel_diff_{name}"] = plots.mel_difference(
+                report.versions[name],
+                report.versions["input"],
+                sr,
+                folder / f"mel_diff_{name}.png",
+                title=f"{plots.TITLES[name]} − input (Mel dB)",
+            )
+    from .settings import MetricSettings
+
+    metric_settings = MetricSettings(hber_cutoff_hz=report.settings.get("metrics", {}).get("hber_cutoff_hz", 8000.0))
+    figures["spectrum"] = plots.average_spectra(report.versions, sr, folder / "spectrum.png", settings=metric_settings)
+    report.figures = figures
+    report.timings_s["plots"] = round(time.perf_counter() - start, 4)
+    return figures
+
+
+def write_report(report: Report, out_dir) -> Path:
+    """Write every output of ``report`` into ``out_dir`` (created; existing same-named files replaced)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        sr = report.sample_rate
+        for name, audio in report.versions.items():
+            write_wav(staging / f"{name}.wav", audio, sr, subtype="FLOAT")
+        if report.residual is not None:
+            write_wav(staging / "demucs_residual.wav", report.residual, sr, subtype="FLOAT")
+        for name, audio in report.listening.items():
+            write_wav(staging / LISTENING_DIR / f"{name}.wav", audio, sr, subtype="PCM_16")
+        render_figures(report, staging)
+        (staging / "metrics.json").write_text(_json_text(metrics_json(report)), encoding="utf-8")
+        (staging / "metrics.csv").write_text(metrics_csv_text(report), encoding="utf-8")
+        # report.json last: its presence marks a complete folder (batch resumes on it).
+        (staging / "report.json").write_text(_json_text(report.summary()), encoding="utf-8")
+        _move_into(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for key, path in report.figures.items():
+        report.figures[key] = out_dir / path.name
+    return out_dir
+
+
+def _move_into(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    report_json = staging / "report.json"
+    for item in sorted(staging.rglob("*"), key=lambda p: p == report_json):
+        if item.is_file():
+            target = out_dir / item.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(item, target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def assert_json_clean(obj) -> None:
+    """Internal invariant used by tests and writers: no NaN/inf anywhere in a JSON-ready object."""
+    if isinstance(obj, dict):
+        for v in obj.values():
+            assert_json_clean(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            assert_json_clean(v)
+    elif isinstance(obj, float):
+        assert math.isfinite(obj)

@@ -1,0 +1,253 @@
+"""The pipeline: prompt (or audio) → input, Demucs and spectral-gating versions → report.
+
+Every version leaves this module at the input's sample rate, channel layout and length,
+so the metrics, plots and players compare like with like.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .audio import LoudnessMatch, loudness_match, validate_audio
+from .errors import CancelledError, ModelUnavailableError
+from .settings import DemucsSettings, GatingSettings, GenerationSettings, MetricSettings
+
+VERSIONS = ("input", "demucs", "spectral_gating")
+
+#: progress(stage, fraction of the stage done or None, human detail)
+Progress = Callable[[str, "float | None", str], None]
+
+
+@dataclass
+class Report:
+    """Everything one comparison produced. Audio is float32 ``(channels, frames)`` at ``sample_rate``."""
+
+    sample_rate: int
+    versions: dict[str, np.ndarray]
+    residual: np.ndarray | None
+    listening: dict[str, np.ndarray]
+    loudness: dict[str, LoudnessMatch]
+    metrics: dict[str, dict]
+    source: dict
+    settings: dict
+    timings_s: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """The JSON-ready part of the report (no audio)."""
+        return {
+            "source": self.source,
+            "sample_rate": self.sample_rate,
+            "channels": int(self.versions["input"].shape[0]),
+            "frames": int(self.versions["input"].shape[-1]),
+            "duration_s": self.versions["input"].shape[-1] / self.sample_rate,
+            "settings": self.settings,
+            "timings_s": self.timings_s,
+            "unavailable": self.unavailable,
+            "loudness_matching": {k: asdict(v) for k, v in self.loudness.items()},
+        }
+
+
+class _Stages:
+    """Times stages, reports progress and honours a stop event between stages."""
+
+    def __init__(self, progress: Progress | None, stop_event: threading.Event | None):
+        self.progress = progress
+        self.stop_event = stop_event
+        self.timings: dict[str, float] = {}
+
+    def check(self) -> None:
+        if self.stop_event is not None and self.stop_event.is_set():
+            raise CancelledError("stopped by the user")
+
+    def report(self, stage: str, fraction: float | None, detail: str = "") -> None:
+        if self.progress is not None:
+            self.progress(stage, fraction, detail)
+
+    @contextmanager
+    def stage(self, name: str, detail: str = ""):
+        self.check()
+        self.report(name, 0.0, detail)
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 4)
+        self.report(name, 1.0, detail)
+        self.check()
+
+
+def generate_input(
+    prompt: str,
+    *,
+    generation: GenerationSettings,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+    on_chunk=None,
+    timings: dict | None = None,
+) -> tuple[np.ndarray, int]:
+    """Generate the input clip with MusicGen, reporting token progress as stage "generating"."""
+    from . import generation as gen
+
+    stages = _Stages(progress, stop_event)
+    with stages.stage("loading models", "MusicGen"):
+        gen.load_musicgen(mode=generation.mode)
+
+    def on_tokens(done: int, total: int) -> None:
+        stages.report("generating", done / max(total, 1), f"token {done} of {total}")
+
+    with stages.stage("generating"):
+        audio, sample_rate = gen.generate(
+            prompt, settings=generation, on_progress=on_tokens, on_chunk=on_chunk, stop_event=stop_event
+        )
+    if timings is not None:
+        timings.update(stages.timings)
+    return audio, sample_rate
+
+
+def compare(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    demucs: DemucsSettings = DemucsSettings(),
+    gating: GatingSettings = GatingSettings(),
+    metrics: MetricSettings = MetricSettings(),
+    source: dict | None = None,
+    require_demucs: bool = True,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+    timings: dict | None = None,
+    extra_settings: dict | None = None,
+) -> Report:
+    """Restore ``audio`` both ways, measure every version, and return the report.
+
+    With ``require_demucs=False`` an unloadable Demucs model does not fail the call: the
+    report then lacks the ``demucs`` version and ``unavailable["demucs"]`` says why.
+    """
+    from . import separation
+    from .gating import spectral_gate
+    from .metrics import measure_versions
+
+    audio = validate_audio(audio, sample_rate)
+    stages = _Stages(progress, stop_event)
+    if timings:
+        stages.timings.update(timings)
+    versions = {"input": audio}
+    residual = None
+    unavailable: dict[str, str] = {}
+
+    try:
+        with stages.stage("loading models", "Demucs"):
+            separation.load_demucs()
+    except ModelUnavailableError as exc:
+        if require_demucs:
+            raise
+        unavailable["demucs"] = str(exc)
+    if "demucs" not in unavailable:
+        with stages.stage("demucs"):
+            result = separation.restore(
+                audio,
+                sample_rate,
+                settings=demucs,
+                on_progress=lambda f: stages.report("demucs", f, "separating"),
+                stop_event=stop_event,
+            )
+        versions["demucs"] = result.restored
+        residual = result.residual
+    with stages.stage("gating"):
+        versions["spectral_gating"] = spectral_gate(audio, sample_rate, settings=gating)
+    with stages.stage("metrics"):
+        table = measure_versions(versions, sample_rate, settings=metrics)
+    with stages.stage("loudness matching"):
+        listening, loudness = loudness_match(versions, sample_rate)
+    settings = {
+        "demucs": {**asdict(demucs), "model": separation.model_name()},
+        "gating": asdict(gating) | {"threshold_std_used": gating.resolved_threshold_std()},
+        "metrics": asdict(metrics),
+        **(extra_settings or {}),
+    }
+    return Report(
+        sample_rate=int(sample_rate),
+        versions=versions,
+        residual=residual,
+        listening=listening,
+        loudness=loudness,
+        metrics=table,
+        source=dict(source or {}),
+        settings=settings,
+        timings_s=stages.timings,
+        unavailable=unavailable,
+    )
+
+
+def run_prompt(
+    prompt: str,
+    *,
+    generation: GenerationSettings = GenerationSettings(),
+    demucs: DemucsSettings = DemucsSettings(),
+    gating: GatingSettings = GatingSettings(),
+    metrics: MetricSettings = MetricSettings(),
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+    on_chunk=None,
+) -> Report:
+    """Generate a clip from ``prompt`` and compare its restorations (see :func:`compare`)."""
+    from . import generation as gen
+    from .settings import validate_prompt
+
+    prompt = validate_prompt(prompt)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    audio, sample_rate = generate_input(
+        prompt, generation=generation, progress=progress, stop_event=stop_event, on_chunk=on_chunk, timings=timings
+    )
+    report = compare(
+        audio,
+        sample_rate,
+        demucs=demucs,
+        gating=gating,
+        metrics=metrics,
+        source={"kind": "prompt", "prompt": prompt, "seed": generation.seed, "model": gen.model_id()},
+        progress=progress,
+        stop_event=stop_event,
+        timings=timings,
+        extra_settings={"generation": asdict(generation)},
+    )
+    report.timings_s["total"] = round(time.perf_counter() - start, 4)
+    return report
+
+
+def run_file(
+    path,
+    *,
+    demucs: DemucsSettings = DemucsSettings(),
+    gating: GatingSettings = GatingSettings(),
+    metrics: MetricSettings = MetricSettings(),
+    require_demucs: bool = True,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+) -> Report:
+    """Read an audio file (wav, flac, ogg, mp3) and compare its restorations."""
+    from .audio import read_audio
+
+    start = time.perf_counter()
+    audio, sample_rate = read_audio(path)
+    report = compare(
+        audio,
+        sample_rate,
+        demucs=demucs,
+        gating=gating,
+        metrics=metrics,
+        source={"kind": "file", "file": Path(path).name},
+        require_demucs=require_demucs,
+        progress=progress,
+        stop_event=stop_event,
+    )
+    report.timings_s["total"] = round(time.perf_counter() - start, 4)
+    return report
