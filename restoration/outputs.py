@@ -67,16 +67,11 @@ def render_figures(report: Report, folder) -> dict[str, Path]:
     folder = Path(folder)
     start = time.perf_counter()
     sr = report.sample_rate
-    figures = {f"mel_{k}": v for k, v in plots.mel_spectrograms(report.versions, sr, folder).items()}
-    for name in ("demucs", "spectral_gating"):
-        if name in report.versions:
-            figures[f"mel_diff_{name}"] = plots.mel_difference(
-                report.versions[name],
-                report.versions["input"],
-                sr,
-                folder / f"mel_diff_{name}.png",
-                title=f"{plots.TITLES[name]} − input (Mel dB)",
-            )
+    specs = {name: plots.mel_db(audio, sr) for name, audio in report.versions.items()}
+    figures = {f"mel_{k}": v for k, v in plots.mel_spectrograms(report.versions, sr, folder, specs=specs).items()}
+    figures.update(
+        {f"mel_diff_{k}": v for k, v in plots.mel_differences(report.versions, sr, folder, specs=specs).items()}
+    )
     from .settings import MetricSettings
 
     metric_settings = MetricSettings(hber_cutoff_hz=report.settings.get("metrics", {}).get("hber_cutoff_hz", 8000.0))
