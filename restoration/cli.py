@@ -129,7 +129,7 @@ def generation_from_args(args, *, seed: int = 0):
                               temperature=args.temperature, top_k=args.top_k, mode=resolve_mode(args.mode))
 
 
-def _stage_printer(stream=sys.stderr):
+def _stage_printer(stream=sys.stdout):
     last = {"stage": None}
 
     def progress(stage, fraction, detail):

@@ -213,7 +213,7 @@ def run_prompt(
         demucs=demucs,
         gating=gating,
         metrics=metrics,
-        source={"kind": "prompt", "prompt": prompt, "seed": generation.seed, "model": gen.model_id()},
+        source={"kind": "prompt", "prompt": prompt, "seed": generation.seed, "model": gen.current_model_id()},
         progress=progress,
         stop_event=stop_event,
         timings=timings,
