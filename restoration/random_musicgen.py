@@ -40,7 +40,7 @@ def build_tiny_musicgen(folder, *, seed: int = 0) -> Path:
 
     Architecture: 2-layer T5 text encoder (d_model 32), EnCodec at 32 kHz mono with the
     musicgen-small hop (upsampling 8·5·4·4 = 640 samples, so 50 frames per second) and
-    4 codebooks of 64 entries, a 2-layer decoder (hidden 32). Weights are random but
+    4 codebooks of 64 entries (1.2 kbps), a 2-layer decoder (hidden 32). Weights are random but
     scaled so that the token distribution is peaked and depends on the prompt; the
     codebooks are random so different tokens decode to different audio.
 
@@ -82,10 +82,12 @@ def build_tiny_musicgen(folder, *, seed: int = 0) -> Path:
         codebook_size=64,
         codebook_dim=16,
         hidden_size=16,
-        num_filters=4,
+        num_filters=2,
         num_residual_layers=1,
         upsampling_ratios=[8, 5, 4, 4],
-        target_bandwidths=[2.2],  # 2.2 kbps at 50 Hz → 4 codebooks, as musicgen-small
+        # EnCodec keeps bandwidth / (frame_rate × log2(codebook_size)) codebooks: 1.2 kbps at
+        # 50 Hz with 6-bit codebooks gives 4, as musicgen-small's 2.2 kbps with 11-bit ones.
+        target_bandwidths=[1.2],
         num_lstm_layers=1,
         use_causal_conv=False,
         normalize=False,
@@ -97,7 +99,7 @@ def build_tiny_musicgen(folder, *, seed: int = 0) -> Path:
         ffn_dim=64,
         num_attention_heads=4,
         hidden_size=32,
-        num_codebooks=audio.num_quantizers,
+        num_codebooks=4,
         dropout=0.0,
         pad_token_id=audio.codebook_size,
         bos_token_id=audio.codebook_size,
@@ -223,6 +225,10 @@ def _build_and_save(folder, text_config, audio_config, decoder_config, tokenizer
         MusicgenProcessor,
     )
 
+    if audio_config.num_quantizers != decoder_config.num_codebooks:
+        raise ValueError(
+            f"EnCodec has {audio_config.num_quantizers} codebooks but the decoder {decoder_config.num_codebooks}"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = MusicgenConfig(text_encoder=text_config, audio_encoder=audio_config, decoder=decoder_config)
@@ -233,9 +239,10 @@ def _build_and_save(folder, text_config, audio_config, decoder_config, tokenizer
         model = MusicgenForConditionalGeneration(config)
         generator = torch.Generator().manual_seed(int(seed) + 1)
         with torch.no_grad():
+            _fill_codebooks(model, generator)
             if sharpen:
                 _sharpen_tiny_weights(model, generator)
-            _fill_codebooks(model, generator)
+                _calibrate_tiny_codec(model, generator)
     finally:
         torch.random.set_rng_state(cpu_state)
     model.eval()
@@ -253,7 +260,9 @@ def _build_and_save(folder, text_config, audio_config, decoder_config, tokenizer
     gen.max_length = 1500  # as facebook/musicgen-small: 30 s at 50 Hz
 
     model.save_pretrained(folder)
-    feature_extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=audio_config.sampling_rate, padding_value=0.0)
+    feature_extractor = EncodecFeatureExtractor(
+        feature_size=1, sampling_rate=audio_config.sampling_rate, padding_value=0.0
+    )
     MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
 
@@ -300,3 +309,25 @@ def _sharpen_tiny_weights(model, generator) -> None:
     proj = getattr(model, "enc_to_dec_proj", None)
     if proj is not None:
         proj.weight.copy_(torch.randn(proj.weight.shape, generator=generator) / proj.weight.shape[-1] ** 0.5)
+
+
+def _calibrate_tiny_codec(model, generator, *, rms: float = 0.1) -> None:
+    """Make the tiny EnCodec decoder's output zero-mean, token-dependent and about ``rms`` in level.
+
+    With transformers' initialisation the output of a tiny decoder is dominated by its
+    biases (a fixed pattern with a 0.2 DC offset) and barely depends on the tokens. With the
+    biases zeroed, the audio is noise-like and is set by the tokens; the last convolution's
+    weight-norm gain is then scaled so that random tokens decode to ``rms`` RMS.
+    """
+    import torch
+
+    codec = model.audio_encoder
+    for name, param in codec.decoder.named_parameters():
+        if name.endswith("bias"):
+            param.zero_()
+    config = model.config.audio_encoder
+    codes = torch.randint(0, config.codebook_size, (1, 1, config.num_quantizers, 100), generator=generator)
+    level = float(codec.decode(codes, [None]).audio_values.std())
+    last = codec.decoder.layers[-1].conv
+    gain = last.parametrizations.weight.original0 if hasattr(last, "parametrizations") else last.weight
+    gain.mul_(rms / max(level, 1e-12))

@@ -1,0 +1,268 @@
+"""MusicGen generation through the user's path: MUSICGEN_MODEL → from_pretrained → generate.
+
+The model is the tiny random stand-in of ``conftest.tiny_musicgen_dir`` (real transformers
+MusicGen code, random weights, random EnCodec codebooks so tokens decode to different audio).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from restoration import errors, generation
+from restoration.errors import BadInputError, ModelUnavailableError, RestorationError
+from restoration.generation import CancelledError, generate, load_musicgen, model_status, resolve_mode
+from restoration.settings import GenerationSettings
+
+SR = 32000
+
+
+def settings(**kwargs) -> GenerationSettings:
+    kwargs.setdefault("duration_s", 1.0)
+    return GenerationSettings(**kwargs)
+
+
+# --------------------------------------------------------------------------- length and format
+
+
+@pytest.mark.parametrize("duration_s", [1.0, 2.5])
+def test_output_is_mono_float32_of_the_requested_duration(musicgen_env, duration_s):
+    audio, sample_rate = generate("lofi hip hop with mellow piano", settings=settings(duration_s=duration_s))
+    assert sample_rate == SR
+    assert audio.dtype == np.float32
+    assert audio.ndim == 2 and audio.shape[0] == 1
+    assert abs(audio.shape[1] / SR - duration_s) <= 0.02 * duration_s
+    assert audio.shape[1] == round(duration_s * SR)  # trimmed exactly, not just within 2 %
+    assert np.isfinite(audio).all()
+    assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # not silence
+
+
+@pytest.mark.parametrize(("duration_s", "tokens"), [(1.0, 53), (2.5, 128), (30.0, 1503)])
+def test_tokens_cover_the_delay_pattern(duration_s, tokens):
+    # 4 codebooks, each delayed one frame more than the previous: 3 tokens give no frame.
+    assert generation.tokens_for_duration(duration_s, frame_rate=50, num_codebooks=4) == tokens
+
+
+# --------------------------------------------------------------------------- seeds and conditioning
+
+
+def test_same_seed_same_audio_other_seed_or_prompt_other_audio(musicgen_env):
+    first, _ = generate("jazz trio", settings=settings(seed=7))
+    again, _ = generate("jazz trio", settings=settings(seed=7))
+    other_seed, _ = generate("jazz trio", settings=settings(seed=8))
+    other_prompt, _ = generate("heavy rock guitar", settings=settings(seed=7))
+    np.testing.assert_array_equal(first, again)
+    assert np.mean(np.abs(first - other_seed)) > 0.01
+    assert np.mean(np.abs(first - other_prompt)) > 0.01
+
+
+def test_sampling_settings_reach_the_sampler(musicgen_env):
+    # top_k=1 is greedy decoding: the seed no longer matters.
+    greedy_a, _ = generate("ambient drone", settings=settings(seed=1, top_k=1))
+    greedy_b, _ = generate("ambient drone", settings=settings(seed=2, top_k=1))
+    np.testing.assert_array_equal(greedy_a, greedy_b)
+    # Classifier-free guidance changes the distribution, so the same seed gives other audio.
+    guided, _ = generate("ambient drone", settings=settings(seed=1, top_k=1, guidance_scale=3.0))
+    unguided, _ = generate("ambient drone", settings=settings(seed=1, top_k=1, guidance_scale=1.0))
+    assert not np.array_equal(guided, unguided)
+
+
+def test_generation_does_not_disturb_the_global_torch_rng(musicgen_env):
+    import torch
+
+    load_musicgen()  # loading may draw random numbers; generation must not
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    generate("calm acoustic guitar", settings=settings(seed=5))
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --------------------------------------------------------------------------- progress, cancel, streaming
+
+
+def test_progress_counts_every_token_up_to_the_total(musicgen_env):
+    calls = []
+    generate("orchestral film score", settings=settings(duration_s=1.0), on_progress=lambda d, t: calls.append((d, t)))
+    total = generation.tokens_for_duration(1.0)
+    assert calls[0] == (0, total)
+    assert calls[-1] == (total, total)
+    assert [done for done, _ in calls] == list(range(total + 1))
+    assert {t for _, t in calls} == {total}
+
+
+def test_stop_event_cancels_promptly_and_releases_the_model(musicgen_env):
+    stop = threading.Event()
+    seen = []
+
+    def on_progress(done, total):
+        seen.append(done)
+        if done == 5:
+            stop.set()
+
+    with pytest.raises(CancelledError):
+        generate("synth pop", settings=settings(duration_s=5.0), on_progress=on_progress, stop_event=stop)
+    assert max(seen) <= 6  # stopped at the next token, not after 253
+    assert CancelledError is errors.CancelledError and issubclass(CancelledError, RestorationError)
+
+    # The lock was released: the next request runs.
+    audio, _ = generate("synth pop", settings=settings(), stop_event=threading.Event())
+    assert audio.shape == (1, SR)
+
+
+def test_stop_event_already_set_raises_before_any_work(musicgen_env):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(CancelledError):
+        generate("synth pop", settings=settings(), stop_event=stop)
+    assert model_status()["loaded"] == []
+
+
+def test_on_chunk_streams_growing_prefixes_of_the_final_audio(musicgen_env):
+    chunks = []
+    audio, _ = generate(
+        "rock song", settings=settings(duration_s=4.0, seed=3), on_chunk=lambda a, sr: chunks.append((a.copy(), sr))
+    )
+    lengths = [chunk.shape[1] for chunk, _ in chunks]
+    assert lengths == [int(1.5 * SR), int(3.0 * SR)]  # every 1.5 s of audio produced
+    for chunk, sample_rate in chunks:
+        assert sample_rate == SR and chunk.dtype == np.float32 and chunk.shape[0] == 1
+        # Same tokens as the final clip. Only the end differs: EnCodec's convolutions are
+        # non-causal, so the last frames of a chunk lack their right context (and are
+        # decoded again in the next chunk).
+        head = chunk.shape[1] - int(0.2 * SR)
+        np.testing.assert_allclose(chunk[:, :head], audio[:, :head], atol=1e-4)
+        assert np.sqrt(np.mean(chunk**2)) > 1e-3
+
+
+# --------------------------------------------------------------------------- fast mode
+
+
+def test_fast_mode_quantizes_only_the_lm_decoder(musicgen_env):
+    import torch
+
+    audio, sample_rate = generate("lofi hip hop", settings=settings(duration_s=2.0, mode="fast"))
+    assert sample_rate == SR and audio.shape == (1, 2 * SR)
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 1e-3
+
+    fast = load_musicgen(mode="fast").model
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    assert any(isinstance(m, quantized) for m in fast.decoder.modules())
+    assert not any(type(m) is torch.nn.Linear for m in fast.decoder.modules())
+    assert not any(isinstance(m, quantized) for m in fast.text_encoder.modules())
+    assert not any(isinstance(m, quantized) for m in fast.audio_encoder.modules())
+    assert load_musicgen(mode="exact").model is not fast  # a separate cached instance
+
+
+def test_musicgen_quantize_env_forces_fast_mode(musicgen_env, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_QUANTIZE", "int8")
+    assert resolve_mode("exact") == "fast"
+    audio, _ = generate("lofi hip hop", settings=settings(mode="exact"))
+    assert audio.shape == (1, SR) and np.isfinite(audio).all()
+    assert model_status()["loaded"] == ["fast"]
+    assert load_musicgen(mode="exact").mode == "fast"  # what a pipeline pre-loads is what generate uses
+
+    monkeypatch.setenv("MUSICGEN_QUANTIZE", "int4")
+    with pytest.raises(BadInputError, match="MUSICGEN_QUANTIZE"):
+        resolve_mode(None)
+    monkeypatch.delenv("MUSICGEN_QUANTIZE")
+    assert resolve_mode(None) == "exact" and resolve_mode("fast") == "fast"
+
+
+# --------------------------------------------------------------------------- loading and caching
+
+
+def test_model_is_loaded_once_and_reused(musicgen_env):
+    first = load_musicgen()
+    assert load_musicgen() is first
+    assert first.sample_rate == SR and first.frame_rate == 50 and first.device == "cpu"
+    assert first.model_id == str(musicgen_env)
+    generation.clear_model_cache()
+    assert load_musicgen() is not first
+
+
+def test_missing_folder_raises_model_unavailable_naming_the_fix(musicgen_env, tmp_path, monkeypatch):
+    missing = tmp_path / "no-such-model"
+    monkeypatch.setenv("MUSICGEN_MODEL", str(missing))
+    with pytest.raises(ModelUnavailableError) as info:
+        generate("lofi", settings=settings())
+    message = str(info.value)
+    assert "MUSICGEN_MODEL" in message and str(missing) in message and "save_pretrained" in message
+    assert "\n" not in message
+
+
+def test_bad_folder_raises_model_unavailable(musicgen_env, tmp_path, monkeypatch):
+    bad = tmp_path / "not-a-musicgen"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    monkeypatch.setenv("MUSICGEN_MODEL", str(bad))
+    with pytest.raises(ModelUnavailableError) as info:
+        load_musicgen()
+    assert "MUSICGEN_MODEL" in str(info.value) and str(bad) in str(info.value)
+
+
+def test_uncached_hub_id_offline_raises_model_unavailable_with_download_fix(musicgen_env, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_MODEL", "restoration-tests/no-such-musicgen")
+    with pytest.raises(ModelUnavailableError) as info:
+        load_musicgen()
+    message = str(info.value)
+    assert "restoration-tests/no-such-musicgen" in message and "MUSICGEN_MODEL" in message
+    assert "hf download restoration-tests/no-such-musicgen" in message
+
+
+def test_model_status_reports_without_loading(musicgen_env, tmp_path, monkeypatch):
+    status = model_status()
+    assert status["source"] == "local-folder" and status["available"] and status["fix"] is None
+    assert status["model_id"] == str(musicgen_env) and status["loaded"] == []
+
+    monkeypatch.setenv("MUSICGEN_MODEL", "restoration-tests/no-such-musicgen")
+    status = model_status()
+    assert status["source"] == "not-cached" and not status["available"]
+    assert "hf download restoration-tests/no-such-musicgen" in status["fix"]
+
+    monkeypatch.setenv("MUSICGEN_MODEL", str(tmp_path / "gone"))
+    status = model_status()
+    assert status["source"] == "missing-folder" and "MUSICGEN_MODEL" in status["fix"]
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def test_concurrent_requests_match_sequential_ones(musicgen_env):
+    seeds = [0, 1, 2]
+    sequential = {seed: generate("jazz trio", settings=settings(seed=seed))[0] for seed in seeds}
+    results, errors = {}, []
+
+    def worker(seed):
+        try:
+            results[seed] = generate("jazz trio", settings=settings(seed=seed))[0]
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in seeds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    for seed in seeds:
+        np.testing.assert_array_equal(results[seed], sequential[seed])
+
+
+# --------------------------------------------------------------------------- input validation
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n", None, "x" * 501])
+def test_bad_prompt_raises_bad_input_before_loading(musicgen_env, prompt):
+    with pytest.raises(BadInputError):
+        generate(prompt, settings=settings())
+    assert model_status()["loaded"] == []
+
+
+@pytest.mark.parametrize("duration_s", [0.5, 30.5, -1, "long", float("nan")])
+def test_bad_duration_raises_bad_input(duration_s):
+    with pytest.raises(BadInputError, match="duration"):
+        GenerationSettings(duration_s=duration_s)
