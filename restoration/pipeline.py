@@ -78,7 +78,8 @@ class _Stages:
         self.report(name, 0.0, detail)
         start = time.perf_counter()
         yield
-        self.timings[name] = round(time.perf_counter() - start, 4)
+        key = f"{name} ({detail})" if detail else name  # "loading models (MusicGen)", "(Demucs)"
+        self.timings[key] = round(time.perf_counter() - start, 4)
         self.report(name, 1.0, detail)
         self.check()
 
