@@ -1,0 +1,212 @@
+"""One listener in real Chromium: questions, volume check, practice, a scored trial, thank-you, reveal.
+
+Fails (never skips) when Chromium cannot run: the browser is part of what is tested.
+Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from listening_fixtures import ADMIN_TOKEN, CONDITION_WORDS, launch_listening_demo, make_batch
+from restoration.listening import build, store
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CONDITION_RE = re.compile("|".join(CONDITION_WORDS), re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lt")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RESTORATION_DATA_DIR", str(root / "data"))
+        mp.setenv("LISTENING_ADMIN_TOKEN", ADMIN_TOKEN)
+        mp.setenv("LISTENING_SECRET", "fixed-browser-secret")
+        make_batch(root / "batch", genres=("jazz", "rock"), per_genre=1, seconds=1.0)
+        build.create_test("browser", from_dir=root / "batch", n_clips=1)
+        demo, url = launch_listening_demo()
+        try:
+            yield url
+        finally:
+            demo.close()
+
+
+def _framework_asset(url: str, body: bytes) -> bool:
+    """True for Gradio's own packaged JS/CSS/fonts, byte-identical for every Gradio app."""
+    import gradio
+
+    name = url.split("?", 1)[0].rsplit("/", 1)[-1]
+    if "/assets/" not in url and "/static/" not in url:
+        return False
+    root = Path(gradio.__file__).parent / "templates"
+    return any(p.read_bytes() == body for p in root.rglob(name) if p.is_file())
+
+
+# Gradio's page reads its API stream (queue/data) with fetch(); Playwright keeps no body for a
+# streamed response. This init script records a copy of every fetch() response body, chunk by chunk.
+RECORD_FETCH = """
+window.__ltLog = [];
+const originalFetch = window.fetch;
+window.fetch = async function (...args) {
+  const response = await originalFetch.apply(this, args);
+  try {
+    const entry = {url: String((args[0] && args[0].url) || args[0]), text: ''};
+    window.__ltLog.push(entry);
+    const reader = response.clone().body.getReader();
+    const decoder = new TextDecoder();
+    (async () => {
+      for (;;) {
+        const {done, value} = await reader.read();
+        if (done) break;
+        entry.text += decoder.decode(value, {stream: true});
+      }
+    })();
+  } catch (e) {}
+  return response;
+};
+"""
+
+
+def _drain_fetch_log(page) -> list[dict]:
+    return page.evaluate("() => { const log = window.__ltLog || []; window.__ltLog = []; return log; }")
+
+
+def _play_to_end(page, key):
+    page.click(f'.lt-play[data-key="{key}"]')
+    page.wait_for_function(
+        f"() => document.querySelector('.lt-state[data-key=\"{key}\"]').textContent.includes('heard')", timeout=20000)
+
+
+def _rate(page, key, fraction):
+    box = page.locator(f'.lt-slider[data-key="{key}"]').bounding_box()
+    page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    return int(page.inner_text(f'.lt-value[data-key="{key}"]'))
+
+
+def _next_enabled(page) -> bool:
+    return not page.is_disabled(".lt-next")
+
+
+def test_one_listener_completes_a_trial_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # no skip: must run
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            context.add_init_script(RECORD_FETCH)
+            finished = []  # every request whose response has fully arrived (an open heartbeat stream never does)
+            page.on("requestfinished", lambda request: finished.append(request))
+            fetched = []  # what the page's fetch() calls received, streams included
+            page.goto(server)
+
+            # the questions must be answered
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("tell us whether you listen on headphones").wait_for(timeout=20000)
+            page.get_by_label("Headphones").check()
+            page.get_by_label("None").check()
+            page.get_by_role("button", name="Start").click()
+
+            # volume check: the button unlocks once the sound plays
+            page.wait_for_selector("text=Volume check", timeout=20000)
+            assert not _next_enabled(page)
+            page.click(".lt-play")
+            page.wait_for_function("() => !document.querySelector('.lt-next').disabled", timeout=20000)
+            page.click(".lt-next")
+
+            # practice trial: players A–D, sliders without a value, one plays at a time
+            page.wait_for_selector("text=Practice trial (not scored)", timeout=20000)
+            assert page.locator("audio").count() == 4
+            assert page.locator(".lt-slider.lt-unset").count() == 4
+            assert page.locator(".lt-value").all_inner_texts() == ["–"] * 4
+            page.click('.lt-play[data-key="A"]')
+            page.wait_for_function("() => !document.querySelector('audio[data-key=\"A\"]').paused")
+            page.click('.lt-play[data-key="B"]')
+            page.wait_for_function("() => !document.querySelector('audio[data-key=\"B\"]').paused")
+            assert page.evaluate("() => document.querySelector('audio[data-key=\"A\"]').paused")
+            page.wait_for_function(
+                "() => document.querySelector('.lt-state[data-key=\"B\"]').textContent.includes('heard')")
+            for key in "ACD":
+                _play_to_end(page, key)
+            for i, key in enumerate("ABC"):
+                _rate(page, key, 0.2 + 0.2 * i)
+                assert not _next_enabled(page), "Next waits for every slider"
+            _rate(page, "D", 0.9)
+            assert _next_enabled(page)
+            page.click(".lt-next")
+
+            # a reload resumes where the listener stopped
+            page.wait_for_selector("text=Trial 1 of 1", timeout=20000)
+            fetched += _drain_fetch_log(page)
+            page.reload()
+            page.wait_for_selector("text=Trial 1 of 1", timeout=20000)
+            assert page.locator(".lt-slider.lt-unset").count() == 4
+
+            # the scored trial: rate before playing is not enough
+            given = {key: _rate(page, key, f) for key, f in zip("ABCD", (0.15, 0.55, 0.75, 0.35))}
+            assert not _next_enabled(page), "Next waits until every version was played to the end"
+            for key in "ABCD":
+                _play_to_end(page, key)
+            assert _next_enabled(page)
+            page.wait_for_timeout(400)  # let the button's colour transition finish
+            page.screenshot(path=str(ARTIFACTS / "listening-trial.png"), full_page=True)
+            dom = page.content()
+            page.click(".lt-next")
+            page.wait_for_selector("text=Thank you for listening", timeout=20000)
+            page.wait_for_timeout(300)
+            fetched += _drain_fetch_log(page)
+            page.screenshot(path=str(ARTIFACTS / "listening-done.png"), full_page=True)
+
+            # nothing received so far names a version: pages, config, API stream, files
+            seen = set()
+            for request in list(finished):
+                r = request.response()
+                if r is None:
+                    continue
+                try:
+                    body = r.body()
+                except Exception:  # redirects and the like carry no body
+                    continue
+                ctype = (r.headers.get("content-type") or "").lower()
+                assert not CONDITION_RE.search(r.url), r.url
+                if "audio" in ctype or r.url.endswith(".wav"):
+                    assert re.search(r"/[0-9a-f]{32}\.wav$", r.url), r.url
+                    continue
+                if not any(t in ctype for t in ("text", "json", "javascript", "css", "event-stream")):
+                    continue
+                if _framework_asset(r.url, body):
+                    continue
+                text = body.decode("utf-8", errors="replace")
+                assert not CONDITION_RE.search(text), (r.url, CONDITION_RE.search(text).group(0))
+                if r.url.rstrip("/") == server and "lt-panel" in text:
+                    seen.add("page with its config")
+            for entry in fetched:
+                assert not CONDITION_RE.search(entry["url"] + entry["text"]), entry["url"]
+                if "/queue/data" in entry["url"] and '"players"' in entry["text"]:
+                    seen.add("API responses with the trials")
+            assert seen == {"page with its config", "API responses with the trials"}, seen
+            assert not CONDITION_RE.search(dom)
+            assert page.locator("a[download]").count() == 0
+
+            # the mapping is shown only now
+            page.get_by_role("button", name="Show which version was which").click()
+            page.get_by_text("Demucs (sum of separated stems)").first.wait_for(timeout=20000)
+            # positive control: the recorder does see version names once the page is sent some
+            assert any(CONDITION_RE.search(e["text"]) for e in _drain_fetch_log(page))
+        finally:
+            browser.close()
+
+    with store.connect() as conn:
+        rows = conn.execute("SELECT r.letter, r.rating FROM ratings r WHERE r.position = 1").fetchall()
+        assert {r["letter"]: r["rating"] for r in rows} == given
+        assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 8
+        assert conn.execute("SELECT stage FROM sessions").fetchone()[0] == "done"
