@@ -31,7 +31,7 @@ import gradio as gr
 
 from restoration import app_support as support
 from restoration.errors import RestorationError
-from restoration.listening.ui import add_run_to_pool, build_listening_tabs
+from restoration.listening.ui import add_run_to_pool, build_listening_tabs, mount_participant_page, private_paths
 from restoration.metrics import METRIC_INFO
 from restoration.settings import MAX_DURATION_S, MAX_PROMPT_CHARS, MIN_DURATION_S
 
@@ -43,6 +43,18 @@ CLIPS_DIR = ROOT / "examples" / "audio"
 CLIPS_SCRIPT = ROOT / "scripts" / "make_example_clips.py"
 VERSIONS = support.VERSIONS
 TITLES = {"input": "Input (MusicGen)", "demucs": "Demucs", "spectral_gating": "Spectral gating"}
+PARTICIPANT_PATH = "/listening"
+LISTENING_LINK = f"""
+### Blind listening test
+
+Participants rate the versions without knowing which is which, on a page of their own:
+**[open the participant page]({PARTICIPANT_PATH}/)** and share its link with your class.
+This page is not for participants: it names the versions.
+
+The organiser creates a test from saved runs ("Add to listening test" under a comparison, or a
+`batch` folder) and follows the results in the **Listening results** tab (admin token required).
+The README explains a class test end to end: create, share the link, collect, export.
+"""
 RUN_LIMIT = 3  # concurrent runs admitted by the queue; model work inside is serialized (app_support.RUN_LOCK)
 
 CSS = """
@@ -530,7 +542,9 @@ def build_demo() -> gr.Blocks:
                 with gr.Accordion("Advanced", open=False):
                     restore_controls = restoration_controls()
                 RESTORE = comparison_panel("Input (your audio)", "restore")
-            build_listening_tabs()
+            with gr.Tab("Listening test", id="listening-link"):
+                gr.Markdown(LISTENING_LINK)
+            build_listening_tabs(participant=False)  # the organiser's "Listening results" tab
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
 
@@ -608,6 +622,7 @@ LAUNCH_KWARGS = dict(
     # Only the run folders are served (Spaces keep them under /data, outside cwd and the temp dir);
     # the rest of data_dir() (the listening-test database) is not.
     allowed_paths=[str(support.runs_root())],
+    blocked_paths=private_paths(),  # the listening-test database and secret are never served
     max_file_size=f"{int(2 * support.max_upload_mb())}mb",  # hard cap; the app's own limit gives the clear message
     ssr_mode=False,
 )
@@ -616,5 +631,7 @@ LAUNCH_KWARGS = dict(
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     demo.launch(prevent_thread_lock=True, **LAUNCH_KWARGS)
+    # Participants get a page of their own: this page's layout names the versions, theirs must not.
+    mount_participant_page(demo.app, PARTICIPANT_PATH)
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     demo.block_thread()

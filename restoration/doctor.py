@@ -39,7 +39,8 @@ def format_text(info: dict) -> str:
     lines.append("packages: " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in info["packages"].items()))
     for role, status in info["models"].items():
         state = "available" if status.get("available") else "NOT AVAILABLE"
-        lines.append(f"{role}: {status.get('model')} — {state} ({status.get('source', '')})")
+        name = status.get("model_id") or status.get("model")
+        lines.append(f"{role}: {name} — {state} ({status.get('source') or status.get('detail') or 'not found'})")
         if not status.get("available") and status.get("fix"):
             lines.append(f"  fix: {status['fix']}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ DB_RANGE = 80.0  # dB shown below the loudest Mel bin of all versions
 N_MELS = 128
 COLORS = {"input": "#444444", "demucs": "#1f77b4", "spectral_gating": "#d62728"}
 _MEL_MARGINS = {"left": 0.14, "right": 0.99, "bottom": 0.15, "top": 0.9}
-TITLES = {"input": "Input (MusicGen)", "demucs": "Demucs", "spectral_gating": "Spectral gating"}
+TITLES = {"input": "Input", "demucs": "Demucs", "spectral_gating": "Spectral gating"}
 
 
 @functools.lru_cache(maxsize=8)

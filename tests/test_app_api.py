@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -428,3 +429,27 @@ def test_restore_without_demucs_returns_gating_and_says_why(client_without_weigh
     why = rows["How it was made"][3]
     assert why.startswith("not run:") and "no_such_model" in why and "cannot be loaded" in why
     assert "DEMUCS_REPO" in why or "Fix" in why
+
+
+def test_participant_page_is_separate_and_blind(app):
+    """The participant page lives at /listening/ and its config names no version; the database is not served."""
+    with urllib.request.urlopen(app.url + "listening/", timeout=10) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(app.url + "listening/config", timeout=10) as response:
+        config = response.read().decode().lower()
+    assert "listening test" in config
+    for name in ("demucs", "spectral", "gating", "anchor", "original"):
+        assert name not in config, name
+    db = app.data_dir / "listening.sqlite3"
+    if not db.exists():
+        import sqlite3
+
+        sqlite3.connect(db).close()
+    assert db.exists()
+    for url in (f"{app.url}gradio_api/file={db}", f"{app.url}listening/gradio_api/file={db}"):
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status in (403, 404), url
