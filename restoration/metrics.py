@@ -149,6 +149,21 @@ def measure(
     Returns a dict of metric name → finite float, int or ``None``, plus ``hber_bands_db``
     (band label → dB or ``None``) and ``notes`` (metric name → why it is ``None``).
     """
+    return _measure(audio, sample_rate, reference=reference, settings=settings, spectra={})
+
+
+def _spectrum(spectra: dict, audio: np.ndarray, ch: int, sample_rate: int, settings: MetricSettings) -> _Spectrum:
+    """The spectrum of ``audio[ch]``, computed once per array within one :func:`measure_versions` call.
+
+    The cache holds the array itself, so its ``id`` cannot be reused while the cache lives.
+    """
+    key = (id(audio), ch)
+    if key not in spectra:
+        spectra[key] = (audio, _Spectrum(audio[ch], sample_rate, settings))
+    return spectra[key][1]
+
+
+def _measure(audio, sample_rate: int, *, reference, settings: MetricSettings, spectra: dict) -> dict:
     audio = np.asarray(audio, dtype=np.float32)
     if reference is not None and reference.shape != audio.shape:
         raise ValueError(f"version shape {audio.shape} differs from the reference's {reference.shape}")
@@ -163,7 +178,7 @@ def measure(
     hber_delta: list = []
     for ch in range(audio.shape[0]):
         channel = audio[ch]
-        spec = _Spectrum(channel, sample_rate, settings)
+        spec = _spectrum(spectra, audio, ch, sample_rate, settings)
         per_channel["flat"].append(spectral_flatness(spec))
         per_channel["bw"].append(bandwidth_hz(spec))
         hbr = high_band_ratio_db(spec, cutoff_hz=cutoff) if cutoff < band_hz else None
@@ -174,7 +189,7 @@ def measure(
         per_channel["count"].append(count)
         per_channel["p10"].append(percentile_noise_floor(frame_db))
         per_channel["lufs"].append(integrated_lufs(channel[None, :], sample_rate))
-        ref_spec = _Spectrum(reference[ch], sample_rate, settings) if reference is not None else None
+        ref_spec = _spectrum(spectra, reference, ch, sample_rate, settings) if reference is not None else None
         for lo, hi in bands:
             label = _band_label(lo, hi)
             value = high_band_ratio_db(spec, cutoff_hz=lo, upper_hz=hi) if lo < band_hz else None
@@ -252,11 +267,14 @@ def measure_versions(
     """Measure every version against ``versions[reference]``, all at ``sample_rate``.
 
     The caller brings every version to the reference's rate and layout first (the pipeline
-    resamples Demucs's 44.1 kHz output back to the input's rate).
+    resamples Demucs's 44.1 kHz output back to the input's rate). The reference's spectra are
+    computed once and shared by every comparison.
     """
     ref = versions[reference]
+    spectra: dict = {}
     return {
-        name: measure(audio, sample_rate, reference=None if name == reference else ref, settings=settings)
+        name: _measure(audio, sample_rate, reference=None if name == reference else ref, settings=settings,
+                       spectra=spectra)
         for name, audio in versions.items()
     }
 

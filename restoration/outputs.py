@@ -25,8 +25,13 @@ LISTENING_DIR = "listening"
 
 
 def metrics_json(report: Report) -> dict:
-    """``metrics.json``: version → metric → number or null, with ``notes`` for every null."""
-    return {name: report.metrics[name] for name in report.metrics}
+    """``metrics.json``: version → metric → number or null, with ``notes`` for every null.
+
+    For a generated clip every version also records ``generation_mode`` (``"exact"`` fp32 or
+    ``"fast"`` int8), the mode MusicGen sampled the input in.
+    """
+    mode = (report.settings.get("generation") or {}).get("mode")
+    return {name: ({**values, "generation_mode": mode} if mode else values) for name, values in report.metrics.items()}
 
 
 def flatten_metrics(metrics: dict) -> dict:

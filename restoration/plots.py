@@ -7,6 +7,7 @@ several requests can draw at once. Every function writes a PNG and returns its p
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,12 @@ N_MELS = 128
 COLORS = {"input": "#444444", "demucs": "#1f77b4", "spectral_gating": "#d62728"}
 _MEL_MARGINS = {"left": 0.14, "right": 0.99, "bottom": 0.15, "top": 0.9}
 TITLES = {"input": "Input", "demucs": "Demucs", "spectral_gating": "Spectral gating"}
+#: zlib level of the PNGs: 1 encodes a spectrogram ~3× faster than PIL's default 6, for files a
+#: few per cent larger (spectrograms are noise-like and barely compress); the pixels are the same.
+PNG_OPTIONS = {"compress_level": 1}
+#: matplotlib is not thread-safe (fonts and cached canvases are shared): one drawing at a time.
+#: Drawing holds the GIL anyway, so this costs concurrent requests nothing.
+_DRAW_LOCK = threading.RLock()
 
 
 @functools.lru_cache(maxsize=8)
@@ -67,23 +74,64 @@ def _draw_mel(ax, spec_db: np.ndarray, sample_rate: int, *, hop_length: int, vmi
     return image
 
 
+class _MelCanvas:
+    """A laid-out Mel figure, kept between calls, whose static pixels are drawn once.
+
+    The axes, ticks, labels and title position depend only on the spectrogram's shape and
+    rate, so they are drawn once into a saved background. A series then draws only its colour
+    bar (whose scale follows the loudest bin) and, per spectrogram, the image, the spines over
+    it and the title. Every PNG has the same pixels as a full ``savefig`` of that figure
+    (``tests/test_plots.py`` compares them); drawing is most of the cost of a figure, so this
+    is several times faster once the canvas exists.
+    """
+
+    def __init__(self, shape: tuple, sample_rate: int, hop_length: int, cmap: str, colorbar_label: str):
+        self.figure = _figure(5.0, 3.2, margins=_MEL_MARGINS)
+        self.axes = self.figure.add_subplot()
+        self.image = _draw_mel(self.axes, np.zeros(shape, dtype=np.float32), sample_rate, hop_length=hop_length,
+                               vmin=0.0, vmax=1.0, cmap=cmap)
+        self.colorbar = self.figure.colorbar(self.image, ax=self.axes, label=colorbar_label, pad=0.02)
+        changing = [self.image, self.colorbar.ax, *self.axes.spines.values()]
+        for artist in changing:
+            artist.set_visible(False)
+        self.axes.set_title("")
+        self.figure.canvas.draw()
+        self.background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+        for artist in changing:
+            artist.set_visible(True)
+
+    def save(self, specs: dict, paths: dict, titles: dict, *, vmin: float, vmax: float) -> None:
+        import matplotlib.image
+
+        canvas, axes = self.figure.canvas, self.axes
+        canvas.restore_region(self.background)
+        self.image.set_clim(vmin, vmax)
+        self.figure.draw_artist(self.colorbar.ax)
+        series = canvas.copy_from_bbox(self.figure.bbox)
+        for name, spec in specs.items():
+            canvas.restore_region(series)
+            self.image.set_data(spec)
+            axes.draw_artist(self.image)
+            for spine in axes.spines.values():
+                axes.draw_artist(spine)
+            axes.set_title(titles[name])
+            axes.draw_artist(axes.title)
+            matplotlib.image.imsave(paths[name], canvas.buffer_rgba(), format="png", origin="upper",
+                                    dpi=self.figure.dpi, pil_kwargs=dict(PNG_OPTIONS))
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_canvas(shape: tuple, sample_rate: int, hop_length: int, cmap: str, colorbar_label: str) -> _MelCanvas:
+    return _MelCanvas(shape, sample_rate, hop_length, cmap, colorbar_label)
+
+
 def _save_mel_series(specs: dict, sample_rate: int, paths: dict, titles: dict, *, hop_length: int,
                      vmin: float, vmax: float, cmap: str, colorbar_label: str) -> None:
-    """Draw same-shaped spectrograms through one figure: build the axes once, swap the image data.
-
-    Identical axes and colour scale by construction, and about three times faster than a figure each.
-    """
-    fig = _figure(5.0, 3.2, margins=_MEL_MARGINS)
-    ax = fig.add_subplot()
-    image = None
-    for name, spec in specs.items():
-        if image is None:
-            image = _draw_mel(ax, spec, sample_rate, hop_length=hop_length, vmin=vmin, vmax=vmax, cmap=cmap)
-            fig.colorbar(image, ax=ax, label=colorbar_label, pad=0.02)
-        else:
-            image.set_data(spec)
-        ax.set_title(titles[name])
-        fig.savefig(paths[name])
+    """Draw same-shaped spectrograms on one canvas (identical axes and colour scale by construction)."""
+    shape = tuple(next(iter(specs.values())).shape)
+    with _DRAW_LOCK:
+        canvas = _mel_canvas(shape, int(sample_rate), int(hop_length), cmap, colorbar_label)
+        canvas.save(specs, paths, titles, vmin=vmin, vmax=vmax)
 
 
 def mel_spectrograms(
@@ -140,35 +188,89 @@ def average_spectra(
     """Overlay the long-term average spectra of all versions (dB vs log frequency), HBER cutoff marked.
 
     The shaded region above the analysis band edge is excluded from every spectral metric.
+    The dB axis spans 105 dB: from 100 dB below the highest point of any curve to 5 dB above it.
     """
-    fig = _figure(10.0, 3.6, margins={"left": 0.08, "right": 0.99, "bottom": 0.14, "top": 0.9})
-    ax = fig.add_subplot()
-    top = -np.inf
-    for name, audio in versions.items():
-        freqs, db = average_spectrum_db(audio, sample_rate)
-        top = max(top, float(db[1:].max()))
-        ax.semilogx(freqs[1:], db[1:], label=TITLES.get(name, name), color=COLORS.get(name), linewidth=1.2)
-    band = settings.band_limit_hz(sample_rate)
-    ax.axvline(settings.hber_cutoff_hz, color="black", linestyle="--", linewidth=1)
-    ax.text(settings.hber_cutoff_hz, 0.98, " HBER cutoff", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
-    ax.axvspan(band, sample_rate / 2, color="grey", alpha=0.15, label="outside analysis band")
-    ax.set_xlim(20, sample_rate / 2)
-    ax.set_ylim(top - 100.0, top + 5.0)
-    ax.set_xlabel("frequency (Hz)")
-    ax.set_ylabel("power spectral density (dB re FS²/Hz)")
-    ax.set_title("Were the highs restored? Long-term average spectrum")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.savefig(path)
+    spectra = {name: average_spectrum_db(audio, sample_rate) for name, audio in versions.items()}
+    key = (tuple(spectra), int(sample_rate), float(settings.band_limit_hz(sample_rate)), float(settings.hber_cutoff_hz))
+    with _DRAW_LOCK:
+        _spectrum_canvas(*key).save(spectra, path)
     return Path(path)
 
 
-def warm_up() -> None:
-    """Pay the cold costs (librosa/numba JIT, matplotlib fonts) once, off the request path."""
+class _SpectrumCanvas:
+    """The long-term-spectrum figure, kept between calls, whose static pixels are drawn once.
+
+    The frequency axis, band shading, title and labels depend only on the version names, the
+    rate and the band edges; they are drawn once into a saved background. A call then draws
+    the dB axis (its range follows the data), the curves, the cutoff line, the spines, the
+    text and the legend, in the order and stacking a full draw uses, so every PNG has the same
+    pixels as a full ``savefig`` (``tests/test_plots.py`` compares them).
+    """
+
+    def __init__(self, names: tuple, sample_rate: int, band_hz: float, cutoff_hz: float):
+        fig = _figure(10.0, 3.6, margins={"left": 0.08, "right": 0.99, "bottom": 0.14, "top": 0.9})
+        ax = fig.add_subplot()
+        self.figure, self.axes = fig, ax
+        self.lines = [
+            ax.semilogx([1.0, 2.0], [0.0, 0.0], label=TITLES.get(name, name), color=COLORS.get(name), linewidth=1.2)[0]
+            for name in names
+        ]
+        self.cutoff = ax.axvline(cutoff_hz, color="black", linestyle="--", linewidth=1)
+        self.text = ax.text(cutoff_hz, 0.98, " HBER cutoff", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+        ax.axvspan(band_hz, sample_rate / 2, color="grey", alpha=0.15, label="outside analysis band")
+        ax.set_xlim(20, sample_rate / 2)
+        ax.set_ylim(-100.0, 5.0)
+        ax.set_xlabel("frequency (Hz)")
+        ax.set_ylabel("power spectral density (dB re FS²/Hz)")
+        ax.set_title("Were the highs restored? Long-term average spectrum")
+        ax.grid(True, which="both", alpha=0.3)
+        self.legend = ax.legend(loc="lower left", fontsize=8)
+        # Drawn per call, in a full draw's order: axes (zorder 1.5, below lines), lines (2),
+        # spines (2.5), text (3), legend (5).
+        self.changing = [ax.yaxis, *self.lines, self.cutoff, *ax.spines.values(), self.text, self.legend]
+        for artist in self.changing:
+            artist.set_visible(False)
+        fig.canvas.draw()
+        self.background = fig.canvas.copy_from_bbox(fig.bbox)
+        for artist in self.changing:
+            artist.set_visible(True)
+
+    def save(self, spectra: dict, path) -> None:
+        import matplotlib.image
+
+        top = -np.inf
+        for line, (freqs, db) in zip(self.lines, spectra.values()):
+            top = max(top, float(db[1:].max()))
+            line.set_data(freqs[1:], db[1:])
+        self.axes.set_ylim(top - 100.0, top + 5.0)
+        canvas = self.figure.canvas
+        canvas.restore_region(self.background)
+        for artist in self.changing:
+            self.axes.draw_artist(artist)
+        matplotlib.image.imsave(path, canvas.buffer_rgba(), format="png", origin="upper", dpi=self.figure.dpi,
+                                pil_kwargs=dict(PNG_OPTIONS))
+
+
+@functools.lru_cache(maxsize=4)
+def _spectrum_canvas(names: tuple, sample_rate: int, band_hz: float, cutoff_hz: float) -> _SpectrumCanvas:
+    return _SpectrumCanvas(names, sample_rate, band_hz, cutoff_hz)
+
+
+def warm_up(*, duration_s: float = 5.0, sample_rate: int = 32000) -> None:
+    """Pay the cold costs once, off the request path.
+
+    That is librosa's and numba's first calls, matplotlib's fonts, and the laid-out figures
+    (:class:`_MelCanvas`, :class:`_SpectrumCanvas`) for the three versions of a
+    ``duration_s`` clip at ``sample_rate``, which every later request of that length reuses.
+    The defaults are the app's default request (5 s of MusicGen audio at 32 kHz).
+    """
     import tempfile
 
-    sr = 16000
-    audio = (np.random.default_rng(0).standard_normal((1, sr)) * 0.1).astype(np.float32)
+    frames = int(round(duration_s * sample_rate))
+    audio = (np.random.default_rng(0).standard_normal((1, frames)) * 0.1).astype(np.float32)
+    versions = {name: audio for name in TITLES}
     with tempfile.TemporaryDirectory() as tmp:
-        mel_spectrograms({"input": audio}, sr, tmp)
-        average_spectra({"input": audio}, sr, Path(tmp) / "ltas.png")
+        specs = {name: mel_db(audio, sample_rate) for name in versions}
+        mel_spectrograms(versions, sample_rate, tmp, specs=specs)
+        mel_differences(versions, sample_rate, tmp, specs=specs)
+        average_spectra(versions, sample_rate, Path(tmp) / "spectrum.png")

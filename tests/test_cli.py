@@ -52,6 +52,7 @@ def test_run_writes_every_output(tmp_path, models_env):
     assert "NaN" not in text and "Infinity" not in text
     metrics = json.loads(text)
     assert set(metrics) >= {"input", "demucs", "spectral_gating"}
+    assert {values["generation_mode"] for values in metrics.values()} == {"exact"}  # the mode is on record
     for version, values in metrics.items():
         for key in ("spectral_flatness", "hber_delta_db", "noise_floor_dbfs", "noise_floor_p10_dbfs", "lufs",
                     "peak_dbfs", "bandwidth_hz", "residual_db", "silent_frames", "hber_bands_db"):

@@ -150,8 +150,15 @@ def test_fast_mode_quantizes_only_the_lm_decoder(musicgen_env):
 
     fast = load_musicgen(mode="fast").model
     quantized = torch.ao.nn.quantized.dynamic.Linear
-    assert any(isinstance(m, quantized) for m in fast.decoder.modules())
-    assert not any(type(m) is torch.nn.Linear for m in fast.decoder.modules())
+    # Every Linear the decoder runs per token is int8; the cross-attention key/value
+    # projections run once per prompt and keep fp32 weights.
+    cross_kv = {id(m) for layer in fast.decoder.model.decoder.layers
+                for m in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)}
+    assert all(type(m) is torch.nn.Linear for layer in fast.decoder.model.decoder.layers
+               for m in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj))
+    per_token = [m for m in fast.decoder.modules() if isinstance(m, (torch.nn.Linear, quantized)) and id(m) not in cross_kv]
+    assert per_token and all(isinstance(m, quantized) for m in per_token)
+    assert all(isinstance(m, quantized) for m in fast.decoder.lm_heads)
     assert not any(isinstance(m, quantized) for m in fast.text_encoder.modules())
     assert not any(isinstance(m, quantized) for m in fast.audio_encoder.modules())
     assert load_musicgen(mode="exact").model is not fast  # a separate cached instance
@@ -266,3 +273,121 @@ def test_bad_prompt_raises_bad_input_before_loading(musicgen_env, prompt):
 def test_bad_duration_raises_bad_input(duration_s):
     with pytest.raises(BadInputError, match="duration"):
         GenerationSettings(duration_s=duration_s)
+
+
+# --------------------------------------------------------------------------- the lean token loop
+
+
+def _transformers_reference(model_dir, prompt, *, seed, steps, guidance_scale=3.0, top_k=250, temperature=1.0):
+    """transformers' own generate: the audio, and the token matrix its loop built."""
+    import torch
+    from transformers import AutoProcessor, MusicgenForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
+
+    model = MusicgenForConditionalGeneration.from_pretrained(str(model_dir)).eval()
+    processor = AutoProcessor.from_pretrained(str(model_dir))
+    inputs = processor(text=[prompt], padding=True, return_tensors="pt")
+    seen = {}
+
+    class Keep(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            seen["ids"] = input_ids.clone()
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        audio = model.generate(**inputs, do_sample=True, guidance_scale=guidance_scale, top_k=top_k,
+                               temperature=temperature, max_new_tokens=steps,
+                               stopping_criteria=StoppingCriteriaList([Keep()]))
+    return model, inputs, audio[0].numpy(), seen["ids"]
+
+
+@pytest.mark.parametrize(("guidance_scale", "top_k", "temperature"), [(3.0, 250, 1.0), (1.0, 8, 0.7)])
+def test_lean_loop_samples_what_transformers_generate_samples(musicgen_env, guidance_scale, top_k, temperature):
+    # Same seed, same settings: the same tokens and so the same audio as model.generate, because the
+    # lean loop draws the same random numbers from the same distributions (CFG, temperature, top-k).
+    steps = generation.tokens_for_duration(1.0)
+    _, _, expected, _ = _transformers_reference(musicgen_env, "jazz trio", seed=11, steps=steps,
+                                                guidance_scale=guidance_scale, top_k=top_k, temperature=temperature)
+    bundle = load_musicgen()
+    assert bundle.decoder is not None  # the lean loop, not transformers' generate
+    audio, _ = generate("jazz trio", settings=settings(seed=11, guidance_scale=guidance_scale, top_k=top_k,
+                                                       temperature=temperature))
+    np.testing.assert_allclose(audio, expected[:, : audio.shape[1]], atol=1e-5)
+
+
+def test_lean_loop_logits_match_transformers(musicgen_env):
+    # Teacher forcing: the same token matrix through transformers' forward (conditional row, and
+    # the null-text row CFG uses) and through the lean step function gives the same logits.
+    import torch
+
+    steps = 40
+    model, inputs, _, ids = _transformers_reference(musicgen_env, "rock song", seed=2, steps=steps)
+    bundle = load_musicgen()
+    pattern, _, _ = bundle.decoder.delay_pattern(steps)
+    tokens = torch.where(pattern == -1, ids, pattern)
+    lean = bundle.decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens, guidance_scale=3.0)
+    with torch.inference_mode():
+        cond = model(**inputs, decoder_input_ids=tokens[:, :-1]).logits  # (codebooks, steps, vocab)
+        null_text = model.text_encoder(**inputs).last_hidden_state * 0
+        uncond = model(encoder_outputs=(null_text,), attention_mask=torch.zeros_like(inputs["attention_mask"]),
+                       decoder_input_ids=tokens[:, :-1]).logits
+    scale = float(cond.abs().max())
+    np.testing.assert_allclose(lean[:, 0].numpy(), cond.permute(1, 0, 2).numpy(), atol=1e-5 * scale)
+    np.testing.assert_allclose(lean[:, 1].numpy(), uncond.permute(1, 0, 2).numpy(), atol=1e-5 * scale)
+
+
+def test_fast_mode_fused_products_equal_the_quantized_modules(musicgen_env):
+    # The fused int8 q/k/v and LM heads are the modules' own int8 rows: same logits, bit for bit.
+    import torch
+
+    from restoration import decoding
+
+    bundle = load_musicgen(mode="fast")
+    inputs = bundle.processor(text=["ambient drone"], padding=True, return_tensors="pt")
+    pattern, _, _ = bundle.decoder.delay_pattern(20)
+    tokens = torch.where(pattern == -1, torch.randint(0, 64, pattern.shape, generator=torch.Generator().manual_seed(0)),
+                         pattern)
+    unfused = decoding.LeanDecoder(bundle.model)  # calls q, k, v and each head's module
+    assert type(unfused.lm_heads).__name__ == "_Concat" and type(bundle.decoder.lm_heads).__name__ == "_Module"
+    fused_logits = bundle.decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens, guidance_scale=3.0)
+    plain_logits = unfused.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens, guidance_scale=3.0)
+    assert torch.equal(fused_logits, plain_logits)
+
+
+def test_loop_threads_widen_for_fast_when_idle_and_narrow_after_a_stalled_step(monkeypatch):
+    import torch
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(generation.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(generation, "machine_is_idle", lambda threads: True)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    counts = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: counts.append(n))
+
+    class Bundle:
+        device, mode = "cpu", "fast"
+
+    with generation.LoopThreads(Bundle()) as threads:
+        assert counts == [1]  # the prompt and the first step: one thread
+        for elapsed in (0.05, 0.04, 0.035, 0.035, 0.035, 0.035):
+            clock["now"] += elapsed
+            threads.step()
+        assert counts == [1, 2]  # widened after the first step
+        clock["now"] += 0.5  # a stalled step: another process took the second core
+        threads.step()
+        assert counts == [1, 2, 1]
+        clock["now"] += 0.05
+        threads.step()
+        assert counts == [1, 2, 1]  # and it stays narrow
+    assert counts[-1] == 2  # the process's setting is restored
+
+    counts.clear()
+
+    class Exact:
+        device, mode = "cpu", "exact"
+
+    with generation.LoopThreads(Exact()) as threads:
+        for _ in range(5):
+            clock["now"] += 0.1
+            threads.step()
+    assert counts == [1, 2]  # exact: one thread throughout, then restored

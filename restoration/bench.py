@@ -1,0 +1,733 @@
+"""``python -m restoration bench``: how long a user waits, stock libraries against this package.
+
+One run of the benchmark measures, on this machine:
+
+1. **Whole processes**, as a user meets them (imports and loading included), each in its own
+   subprocess with its peak RSS and CPU time: the *stock* pipeline — a script written with
+   stock library calls only (transformers ``generate`` with guidance 3 and top-k 250, demucs
+   ``apply_model``, ``noisereduce.reduce_noise``, librosa metrics and three pyplot Mel
+   figures) — and ``python -m restoration run`` in each generation mode, stage by stage.
+   ``--repeats N`` runs each N times, rotating the order, and reports medians.
+2. **Fast against exact** on the same inputs (teacher forcing): the token sequence an exact
+   run samples is fed to both decoders; the bench reports how often their next-token choice
+   (argmax of the guided logits) agrees, per codebook and overall, and the mean cosine
+   similarity of the guided logits. Below :data:`DRIFT_AGREEMENT` it says that fast drifts.
+3. **Demucs's segment**: the clip separated with the model's training segment and with
+   shorter ones — time and largest difference — so the question "does a short clip pay for
+   padding?" is answered by measurement.
+4. **Metrics and plots** for the three versions, warm (target ≤ 0.5 s).
+5. **Start-up** of the command-line process.
+
+Models: the real weights when ``MUSICGEN_MODEL`` / ``DEMUCS_MODEL`` name available ones;
+otherwise the full-size architectures with random weights (the same compute), built once
+into ``<data dir>/bench-models/``. ``--models configured`` takes whatever is configured
+(the tests use tiny models that way).
+
+Nothing here imports torch at module import: every CLI call imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .errors import BadInputError
+
+#: The issue's targets: whole ``python -m restoration run`` process against the stock one.
+TARGETS = {"exact_speedup_min": 1.3, "fast_speedup_min": 3.0, "fast_wall_max_s": 25.0, "metrics_plots_max_s": 0.5}
+#: Fast mode "drifts" when its next-token choice agrees with exact's less often than this.
+DRIFT_AGREEMENT = 0.9
+PROMPT = "lofi hip hop beat with mellow piano and soft drums"
+MODES = ("exact", "fast")
+RANDOM_MUSICGEN = "musicgen-small-random"
+RANDOM_DEMUCS = "htdemucs_random"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+# The stock pipeline: stock library calls only, as a first version would write it.
+STOCK_SCRIPT = r'''
+import json, sys, time
+start = time.perf_counter()
+stages = {}
+args = json.loads(sys.argv[1])
+
+import numpy as np
+import torch
+from transformers import AutoProcessor, MusicgenForConditionalGeneration
+from demucs.apply import apply_model
+from demucs.audio import convert_audio
+from demucs.pretrained import get_model
+import noisereduce
+import librosa
+import librosa.display
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+stages["imports"] = time.perf_counter() - start
+
+t = time.perf_counter()
+model = MusicgenForConditionalGeneration.from_pretrained(args["musicgen"])
+processor = AutoProcessor.from_pretrained(args["musicgen"])
+separator = get_model(args["demucs"], repo=None if args["demucs_repo"] is None else __import__("pathlib").Path(args["demucs_repo"]))
+separator.eval()
+stages["model loading"] = time.perf_counter() - t
+
+t = time.perf_counter()
+inputs = processor(text=[args["prompt"]], padding=True, return_tensors="pt")
+torch.manual_seed(0)
+audio_values = model.generate(**inputs, do_sample=True, guidance_scale=3, top_k=250, max_new_tokens=args["tokens"])
+sr = model.config.audio_encoder.sampling_rate
+wav = audio_values[0].float()
+stages["generate"] = time.perf_counter() - t
+
+t = time.perf_counter()
+mix = convert_audio(wav, sr, separator.samplerate, separator.audio_channels)
+with torch.no_grad():
+    stems = apply_model(separator, mix[None], device="cpu")[0]
+restored = convert_audio(stems.sum(0), separator.samplerate, sr, 1)[..., : wav.shape[-1]]
+stages["demucs apply_model"] = time.perf_counter() - t
+
+t = time.perf_counter()
+gated = noisereduce.reduce_noise(y=wav.numpy(), sr=sr)
+stages["noisereduce"] = time.perf_counter() - t
+
+t = time.perf_counter()
+versions = {"input": wav.numpy()[0], "demucs": restored.numpy()[0], "spectral gating": np.asarray(gated)[0]}
+table = {}
+for name, y in versions.items():
+    table[name] = {
+        "flatness": float(librosa.feature.spectral_flatness(y=y).mean()),
+        "rolloff_hz": float(np.median(librosa.feature.spectral_rolloff(y=y, sr=sr, roll_percent=0.99))),
+        "rms": float(librosa.feature.rms(y=y).mean()),
+    }
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max)
+    plt.figure(figsize=(5, 3.2))
+    librosa.display.specshow(mel, sr=sr, x_axis="time", y_axis="mel")
+    plt.colorbar(format="%+2.0f dB")
+    plt.title(name)
+    plt.savefig(f"{args['out']}/mel_{name.replace(' ', '_')}.png")
+    plt.close()
+stages["librosa metrics + 3 Mel plots"] = time.perf_counter() - t
+stages["total in script"] = time.perf_counter() - start
+print("STOCK-STAGES " + json.dumps(stages))
+'''
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def register(subparsers) -> None:
+    """Add ``bench`` to the ``python -m restoration`` command line."""
+    p = subparsers.add_parser(
+        "bench", help="time stock vs this package (whole processes), fast-mode fidelity, Demucs segment, plots"
+    )
+    p.add_argument("--duration", default="5", help="clip length in seconds (default 5)")
+    p.add_argument("--modes", default="exact,fast", help="generation modes to time, comma-separated (exact,fast)")
+    p.add_argument("--skip-stock", action="store_true", help="do not time the stock pipeline")
+    p.add_argument("--models", choices=("auto", "configured"), default="auto",
+                   help="auto: real weights when available, else full-size random ones (built once); "
+                        "configured: MUSICGEN_MODEL / DEMUCS_MODEL / DEMUCS_REPO as set (e.g. tiny test models)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each process; medians are reported (default 1)")
+    p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    # A string, not a Path: the CLI checks Path-typed --out options as report folders.
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON result to this file")
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .settings import validate_duration
+
+    duration_s = validate_duration(args.duration)
+    modes = tuple(m.strip() for m in str(args.modes).split(",") if m.strip())
+    if not modes or any(m not in MODES for m in modes):
+        raise BadInputError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got {args.modes!r}")
+    if args.repeats < 1:
+        raise BadInputError(f"--repeats must be ≥ 1, got {args.repeats}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise BadInputError(f"--out {out} is a folder; give a file name for the JSON")
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
+    result = run_bench(duration_s=duration_s, modes=modes, skip_stock=args.skip_stock, models=args.models,
+                       repeats=int(args.repeats), log=log)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(text)
+    else:
+        print(format_table(result))
+        if out is not None:
+            print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, models: str = "auto", repeats: int = 1,
+              log=print) -> dict:
+    """Run every measurement and return the JSON-ready result (see the module docstring)."""
+    from .generation import tokens_for_duration
+
+    started = time.time()
+    load_start = _loadavg()
+    model_env, model_info = resolve_models(models, log=log)
+    os.environ.update(model_env)  # the in-process checks load what the subprocesses load
+    os.environ.pop("MUSICGEN_QUANTIZE", None)
+    _clear_model_caches()
+    env = _child_env(model_env)
+    tokens = tokens_for_duration(duration_s)
+
+    kinds = ([] if skip_stock else ["stock"]) + list(modes)
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    with tempfile.TemporaryDirectory(prefix="restoration-bench-") as work:
+        work_dir = Path(work)
+        stock_script = work_dir / "stock_pipeline.py"
+        stock_script.write_text(STOCK_SCRIPT, encoding="utf-8")
+        clip_path = None
+        for repeat in range(repeats):
+            order = kinds[repeat % len(kinds):] + kinds[: repeat % len(kinds)]  # rotate: no kind always first
+            for kind in order:
+                out = work_dir / f"{kind}-{repeat}"
+                out.mkdir()
+                log(f"[bench] run {repeat + 1}/{repeats}: {kind} ({duration_s:g} s clip)…")
+                if kind == "stock":
+                    record = _run_stock(stock_script, out, env, model_env, tokens=tokens)
+                else:
+                    record = _run_ours(kind, out, env, duration_s=duration_s)
+                    if clip_path is None and (out / "input.wav").is_file():
+                        clip_path = out / "input.wav"
+                        clip_copy = work_dir / "clip.wav"
+                        clip_copy.write_bytes(clip_path.read_bytes())
+                        clip_path = clip_copy
+                log(f"[bench]   {record['wall_s']:.1f} s, peak RSS {record['peak_rss_mb']:.0f} MB, "
+                    f"load {record['load_before'][0]:.1f}→{record['load_after'][0]:.1f}")
+                runs[kind].append(record)
+
+        log("[bench] fast vs exact (teacher forcing)…" if "fast" in modes else "[bench] sampling a clip…")
+        fidelity, clip = fast_fidelity(duration_s=duration_s, compare="fast" in modes)
+        if clip_path is not None:
+            clip = _read_clip(clip_path)
+        log("[bench] Demucs segment check…")
+        segment = demucs_segment_check(*clip)
+        log("[bench] metrics + plots, warm…")
+        figures = metrics_plots_timing(*clip, restored=segment.pop("_restored"))
+    log("[bench] start-up…")
+    startup = startup_timing(env)
+
+    summary = {kind: _summarize(records) for kind, records in runs.items()}
+    ratios = {}
+    if "stock" in summary:
+        for mode in modes:
+            ratios[mode] = round(summary["stock"]["wall_s"] / summary[mode]["wall_s"], 2)
+    result = {
+        "schema": 1,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "duration_s": duration_s,
+        "prompt": PROMPT,
+        "new_tokens": tokens,
+        "repeats": repeats,
+        "machine": machine_info(load_start),
+        "models": model_info,
+        "runs": runs,
+        "summary": summary,
+        "speedup_vs_stock": ratios,
+        "targets": _targets(summary, ratios, figures),
+        "fidelity": fidelity,
+        "demucs_segment": segment,
+        "metrics_plots": figures,
+        "startup": startup,
+        "bench_wall_s": round(time.time() - started, 1),
+    }
+    result["machine"]["load_avg_end"] = _loadavg()
+    return result
+
+
+# --------------------------------------------------------------------------- models
+
+
+def resolve_models(choice: str, *, log=print) -> tuple[dict, dict]:
+    """The model environment for every run, and a description of it.
+
+    ``configured``: the environment as set. ``auto``: the configured models when their
+    weights are on this disk (and are not demucs's random test model), else full-size
+    random-weight stand-ins, built once into ``<data dir>/bench-models/``.
+    """
+    from . import generation, separation
+    from .paths import data_dir
+
+    env: dict[str, str] = {}
+    info: dict[str, dict] = {}
+    status = generation.model_status()
+    if choice == "configured" or status["available"]:
+        env["MUSICGEN_MODEL"] = status["model_id"]
+        info["musicgen"] = {"source": "configured" if choice == "configured" else "real weights",
+                            "id": status["model_id"], **_musicgen_size(status.get("path"))}
+    else:
+        folder = data_dir() / "bench-models" / RANDOM_MUSICGEN
+        if not (folder / "model.safetensors").is_file():
+            from .random_musicgen import build_musicgen_small_random
+
+            log(f"[bench] {status['model_id']} is not on this disk: building the full-size musicgen-small "
+                f"architecture with random weights (587 M parameters, 2.4 GB) into {folder}, once…")
+            start = time.perf_counter()
+            build_musicgen_small_random(folder)
+            log(f"[bench]   built in {time.perf_counter() - start:.0f} s")
+        env["MUSICGEN_MODEL"] = str(folder)
+        info["musicgen"] = {"source": "random weights, full size (same compute as musicgen-small)",
+                            "id": str(folder), **_musicgen_size(str(folder))}
+
+    demucs = separation.model_status()
+    real = demucs["available"] and demucs["model"] != separation.UNITTEST_MODEL
+    if choice == "configured" or real:
+        env["DEMUCS_MODEL"] = demucs["model"]
+        if demucs["repo"]:
+            env["DEMUCS_REPO"] = demucs["repo"]
+        info["demucs"] = {"source": "configured" if choice == "configured" else "real weights",
+                          "model": demucs["model"], "repo": demucs["repo"]}
+    else:
+        repo = data_dir() / "bench-models" / "demucs"
+        if not (repo / f"{RANDOM_DEMUCS}.th").is_file():
+            from .random_demucs import build_htdemucs_random
+
+            log(f"[bench] {demucs['model']} weights are not on this disk: building the full-size htdemucs "
+                f"architecture with random weights (27 M parameters, 0.1 GB) into {repo}, once…")
+            build_htdemucs_random(seed=0, folder=repo, name=RANDOM_DEMUCS)
+        env["DEMUCS_MODEL"], env["DEMUCS_REPO"] = RANDOM_DEMUCS, str(repo)
+        info["demucs"] = {"source": "random weights, full size (same compute as htdemucs)",
+                          "model": RANDOM_DEMUCS, "repo": str(repo)}
+    return env, info
+
+
+def _musicgen_size(path) -> dict:
+    """Decoder layers and width, read from ``config.json`` (no loading)."""
+    if not path:
+        return {}
+    config_path = Path(path) if str(path).endswith(".json") else Path(path) / "config.json"
+    try:
+        decoder = json.loads(config_path.read_text(encoding="utf-8"))["decoder"]
+        return {"decoder_layers": decoder["num_hidden_layers"], "decoder_hidden": decoder["hidden_size"]}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def _clear_model_caches() -> None:
+    from . import generation, separation
+
+    generation.clear_model_cache()
+    separation.clear_model_cache()
+
+
+def _child_env(model_env: dict) -> dict:
+    env = dict(os.environ)
+    env.pop("MUSICGEN_QUANTIZE", None)  # the mode comes from --mode, not from the environment
+    env.pop("DEMUCS_REPO", None)
+    env.update(model_env)
+    env.setdefault("HF_HUB_OFFLINE", "1")  # no network retries inside a timed process
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+# --------------------------------------------------------------------------- whole processes
+
+
+def _run_stock(script: Path, out: Path, env: dict, model_env: dict, *, tokens: int) -> dict:
+    args = {"musicgen": model_env["MUSICGEN_MODEL"], "demucs": model_env["DEMUCS_MODEL"],
+            "demucs_repo": model_env.get("DEMUCS_REPO"), "tokens": tokens, "prompt": PROMPT, "out": str(out)}
+    record = run_process([sys.executable, str(script), json.dumps(args)], env=env)
+    stages = {}
+    for line in record.pop("stdout").splitlines():
+        if line.startswith("STOCK-STAGES "):
+            stages = json.loads(line[len("STOCK-STAGES "):])
+    record["stages_s"] = {k: round(v, 3) for k, v in stages.items()}
+    return record
+
+
+def _run_ours(mode: str, out: Path, env: dict, *, duration_s: float) -> dict:
+    command = [sys.executable, "-m", "restoration", "run", "--prompt", PROMPT, "--duration", f"{duration_s:g}",
+               "--seed", "0", "--mode", mode, "--out", str(out)]
+    record = run_process(command, env=env)
+    record.pop("stdout")
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    record["stages_s"] = report.get("timings_s", {})
+    record["generation_mode"] = report.get("settings", {}).get("generation", {}).get("mode")
+    record["outside_stages_s"] = round(record["wall_s"] - float(record["stages_s"].get("total", 0.0)), 3)
+    return record
+
+
+def run_process(command: list, *, env: dict, timeout_s: float = 3600.0) -> dict:
+    """Run one process to completion: wall time, peak RSS (its own), CPU time and the load around it.
+
+    Peak RSS comes from ``wait4``'s resource usage of that child (Linux: ``ru_maxrss`` in KiB);
+    where ``wait4`` is missing, from polling with psutil every 50 ms.
+    """
+    load_before = _loadavg()
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=str(PACKAGE_ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    streams = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=lambda s=s, k=k: streams[k].append(s.read()), daemon=True)
+               for k, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    try:
+        if hasattr(os, "wait4"):
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            peak_mb = usage.ru_maxrss / (1024.0 if sys.platform != "darwin" else 1024.0 ** 2)
+            cpu_s = usage.ru_utime + usage.ru_stime
+        else:  # pragma: no cover - not on Linux
+            peak_mb, cpu_s = _poll_rss(proc), float("nan")
+            wall = time.perf_counter() - start
+    finally:
+        timer.cancel()
+    for reader in readers:
+        reader.join()
+    stdout, stderr = "".join(streams["stdout"]), "".join(streams["stderr"])
+    if proc.returncode != 0:
+        tail = stderr.strip().splitlines()[-3:]
+        raise RuntimeError(f"{' '.join(map(str, command[:4]))}… exited with {proc.returncode}: {' | '.join(tail)}")
+    return {"wall_s": round(wall, 3), "peak_rss_mb": round(peak_mb, 1), "cpu_s": round(cpu_s, 2),
+            "load_before": load_before, "load_after": _loadavg(), "stdout": stdout}
+
+
+def _poll_rss(proc) -> float:  # pragma: no cover - fallback without wait4
+    import psutil
+
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.Error:
+            break
+        time.sleep(0.05)
+    return peak / 1024.0 ** 2
+
+
+def _summarize(records: list[dict]) -> dict:
+    """Medians over repeats: wall, peak RSS, CPU time, and each stage."""
+    summary = {key: round(statistics.median(r[key] for r in records), 3) for key in ("wall_s", "peak_rss_mb", "cpu_s")}
+    stages = {}
+    for name in records[0].get("stages_s", {}):
+        values = [r["stages_s"][name] for r in records if name in r.get("stages_s", {})]
+        stages[name] = round(statistics.median(values), 3)
+    summary["stages_s"] = stages
+    summary["wall_s_all"] = [r["wall_s"] for r in records]
+    return summary
+
+
+def _targets(summary: dict, ratios: dict, figures: dict) -> dict:
+    checks = {}
+    if "exact" in ratios:
+        checks["exact_speedup"] = {"target": f"≥ {TARGETS['exact_speedup_min']}×", "measured": ratios["exact"],
+                                   "met": ratios["exact"] >= TARGETS["exact_speedup_min"]}
+    if "fast" in ratios:
+        checks["fast_speedup"] = {"target": f"≥ {TARGETS['fast_speedup_min']}×", "measured": ratios["fast"],
+                                  "met": ratios["fast"] >= TARGETS["fast_speedup_min"]}
+    if "fast" in summary:
+        wall = summary["fast"]["wall_s"]
+        checks["fast_wall"] = {"target": f"≤ {TARGETS['fast_wall_max_s']:g} s", "measured": wall,
+                               "met": wall <= TARGETS["fast_wall_max_s"]}
+    warm = figures["warm_s"]
+    checks["metrics_plots_warm"] = {"target": f"≤ {TARGETS['metrics_plots_max_s']:g} s", "measured": warm,
+                                    "met": warm <= TARGETS["metrics_plots_max_s"]}
+    return checks
+
+
+# --------------------------------------------------------------------------- in-process checks
+
+
+def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tuple]:
+    """Teacher forcing: how close the int8 decoder's next-token choices stay to fp32's.
+
+    The exact lean loop samples a clip (seed 0, guidance 3, top-k 250) and keeps each step's
+    logits; the fast decoder is then fed the same tokens. Compared are the guided logits
+    ``uncond + 3 · (cond − uncond)`` that sampling draws from, at every position the delay
+    pattern lets the model choose. Returns the report and the exact clip ``(audio, rate)``.
+    """
+    import torch
+
+    from . import generation
+
+    exact = generation.load_musicgen(mode="exact")
+    if exact.decoder is None:
+        audio, rate = generation.generate(PROMPT, settings=generation.GenerationSettings(duration_s=duration_s))
+        return {"skipped": "the lean token loop does not support this model"}, (audio, rate)
+    inputs = exact.processor(text=[PROMPT], padding=True, return_tensors="pt").to(exact.device)
+    steps = generation.tokens_for_duration(duration_s, frame_rate=exact.frame_rate,
+                                           num_codebooks=exact.delay_frames + 1)
+    scale = 3.0
+    exact_logits: list = []
+    last: dict = {}
+    start = time.perf_counter()
+    with generation._torch_threads(1 if exact.device == "cpu" else None):
+        codes = exact.decoder.sample(
+            inputs["input_ids"], inputs["attention_mask"], steps=steps, guidance_scale=scale, temperature=1.0,
+            top_k=250, generator=torch.Generator(device=exact.device).manual_seed(0),
+            on_step=lambda tokens: last.__setitem__("tokens", tokens),
+            on_logits=lambda step, logits: exact_logits.append(logits),
+        )
+    exact_s = time.perf_counter() - start
+    with torch.inference_mode():
+        audio = generation._to_mono(generation._decode_codes(exact, codes).float().cpu().numpy())
+    audio = audio[:, : int(round(duration_s * exact.sample_rate))]
+    clip = (audio, exact.sample_rate)
+    if not compare:
+        return {"skipped": "fast mode not benchmarked"}, clip
+
+    fast = generation.load_musicgen(mode="fast")
+    tokens = last["tokens"]
+    start = time.perf_counter()
+    with generation._torch_threads(1 if fast.device == "cpu" else None):
+        fast_logits = fast.decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens,
+                                              guidance_scale=scale)
+    fast_s = time.perf_counter() - start
+    exact_stack = torch.stack(exact_logits)  # (steps, rows, codebooks, vocab)
+
+    def guided(logits):
+        return logits[:, 1] + (logits[:, 0] - logits[:, 1]) * scale
+
+    def sampling_distribution(scores):  # what top-k 250 sampling draws from
+        k = min(250, scores.shape[-1])
+        kept = scores.masked_fill(scores < torch.topk(scores, k)[0][..., -1, None], -float("inf"))
+        return torch.softmax(kept, dim=-1)
+
+    ge, gf = guided(exact_stack), guided(fast_logits.float())
+    pattern, _, _ = exact.decoder.delay_pattern(steps)
+    chosen = (pattern[:, 1:] == -1).T  # (steps, codebooks): positions where the model picks the token
+    agree = (ge.argmax(-1) == gf.argmax(-1)) & chosen
+    cosine = torch.nn.functional.cosine_similarity(ge, gf, dim=-1)
+    total_variation = 0.5 * (sampling_distribution(ge) - sampling_distribution(gf)).abs().sum(-1)
+    per_codebook = [round(float(agree[:, k].sum() / chosen[:, k].sum()), 4) for k in range(chosen.shape[1])]
+    overall = float(agree.sum() / chosen.sum())
+    report = {
+        "method": "teacher forcing on the token sequence exact mode sampled (seed 0, guidance 3, top-k 250); "
+                  "argmax and cosine of the guided logits at every delay-pattern position the model chooses; "
+                  "total variation distance between the top-k sampling distributions (0 = same, 1 = disjoint)",
+        "steps": steps,
+        "positions": int(chosen.sum()),
+        "top1_agreement": round(overall, 4),
+        "top1_agreement_per_codebook": per_codebook,
+        "mean_cosine": round(float(cosine[chosen].mean()), 5),
+        "min_cosine": round(float(cosine[chosen].min()), 5),
+        "mean_total_variation": round(float(total_variation[chosen].mean()), 5),
+        "threshold": DRIFT_AGREEMENT,
+        "drifts": overall < DRIFT_AGREEMENT,
+        "exact_loop_ms_per_token": round(1000 * exact_s / steps, 1),
+        "fast_teacher_forced_ms_per_token": round(1000 * fast_s / steps, 1),
+    }
+    return report, clip
+
+
+def _read_clip(path: Path) -> tuple:
+    from .audio import read_audio
+
+    return read_audio(path)
+
+
+def demucs_segment_check(audio, sample_rate: int) -> dict:
+    """Separate the clip with the model's own segment and shorter ones: time and largest difference.
+
+    HT Demucs pads every chunk to its training segment inside ``forward``, so a segment
+    shorter than the clip means more chunks, each still a full segment of compute, and
+    chunk borders the model was not trained on.
+    """
+    import numpy as np
+
+    from . import separation
+    from .settings import DemucsSettings
+
+    model = separation.load_demucs()
+    limit = separation._max_segment_s(model)
+    clip_s = audio.shape[-1] / sample_rate
+    settings = DemucsSettings()
+
+    def timed(segment_s):
+        times, out = [], None
+        for _ in range(2):  # the first call also pays one-off costs; the second is what a warm app pays
+            start = time.perf_counter()
+            out = separation.restore(audio, sample_rate, settings=settings, segment_s=segment_s)
+            times.append(time.perf_counter() - start)
+        return out.restored, times
+
+    reference, ref_times = timed(None)
+    rows = [{"segment_s": None if limit == float("inf") else round(limit, 3), "label": "the model's own",
+             "first_s": round(ref_times[0], 3), "warm_s": round(ref_times[1], 3),
+             "max_abs_diff": 0.0, "relative_rms_diff": 0.0}]
+    ref_rms = float(np.sqrt(np.mean(reference ** 2))) or 1.0
+    candidates = sorted({round(min(clip_s, limit), 2), round(min(clip_s, limit) / 2, 2)})
+    for segment_s in candidates:
+        if segment_s <= 0 or (limit != float("inf") and abs(segment_s - limit) < 1e-6):
+            continue
+        restored, times = timed(segment_s)
+        diff = restored - reference
+        rows.append({"segment_s": segment_s, "label": "shorter" if segment_s < limit else "given", "first_s": round(times[0], 3),
+                     "warm_s": round(times[1], 3), "max_abs_diff": round(float(np.abs(diff).max()), 5),
+                     "relative_rms_diff": round(float(np.sqrt(np.mean(diff ** 2))) / ref_rms, 4)})
+    shorter = [r for r in rows[1:]]
+    faster_same = [r for r in shorter if r["warm_s"] < rows[0]["warm_s"] and r["relative_rms_diff"] < 1e-3]
+    verdict = (
+        f"a {faster_same[0]['segment_s']} s segment gives the same answer faster" if faster_same else
+        "no shorter segment is both faster and the same: keep the model's segment "
+        "(HT models pad every chunk to it, so shorter chunks add compute and change the output)"
+    )
+    return {"model": separation.model_name(), "clip_s": round(clip_s, 3), "rows": rows, "verdict": verdict,
+            "_restored": reference}
+
+
+def metrics_plots_timing(audio, sample_rate: int, *, restored, repeats: int = 5) -> dict:
+    """Metrics and figures for the three versions, warm (after ``plots.warm_up``): median of ``repeats``."""
+    import numpy as np
+
+    from . import plots
+    from .gating import spectral_gate
+    from .metrics import measure_versions
+    from .outputs import render_figures
+    from .pipeline import Report
+
+    versions = {"input": audio, "demucs": np.asarray(restored, dtype=np.float32),
+                "spectral_gating": spectral_gate(audio, sample_rate)}
+    start = time.perf_counter()
+    plots.warm_up(duration_s=audio.shape[-1] / sample_rate, sample_rate=sample_rate)
+    warm_up_s = time.perf_counter() - start
+    metric_times, figure_times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            table = measure_versions(versions, sample_rate)
+            middle = time.perf_counter()
+            report = Report(sample_rate=sample_rate, versions=versions, residual=None, listening={}, loudness={},
+                            metrics=table, source={}, settings={})
+            render_figures(report, tmp)
+            end = time.perf_counter()
+            metric_times.append(middle - start)
+            figure_times.append(end - middle)
+    totals = [m + f for m, f in zip(metric_times, figure_times)]
+    return {"versions": list(versions), "repeats": repeats, "warm_up_s": round(warm_up_s, 3),
+            "metrics_s": round(statistics.median(metric_times), 3), "figures_s": round(statistics.median(figure_times), 3),
+            "warm_s": round(statistics.median(totals), 3), "target_s": TARGETS["metrics_plots_max_s"]}
+
+
+def startup_timing(env: dict, repeats: int = 3) -> dict:
+    """Wall time of ``python -m restoration --help`` (interpreter, CLI and its command groups), median."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "restoration", "--help"], env=env, cwd=str(PACKAGE_ROOT),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+    bare = time.perf_counter() - start
+    return {"cli_help_s": round(statistics.median(times), 3), "bare_python_s": round(bare, 3)}
+
+
+# --------------------------------------------------------------------------- machine and output
+
+
+def machine_info(load_start=None) -> dict:
+    import torch
+
+    model_name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory_gb = round(int(line.split()[1]) / 1024 ** 2, 1)
+    except OSError:
+        pass
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    info = {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model_name,
+        "memory_gb": memory_gb,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_avg_start": load_start or _loadavg(),
+    }
+    for name in ("transformers", "demucs"):
+        try:
+            info[name] = __import__(name).__version__
+        except Exception:  # pragma: no cover - reporting only
+            info[name] = None
+    return info
+
+
+def _loadavg() -> list:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Unix
+        return [None, None, None]
+
+
+def format_table(result: dict) -> str:
+    """The human-readable summary: whole processes, speed-ups, targets, fidelity, Demucs, plots."""
+    summary, lines = result["summary"], []
+    machine = result["machine"]
+    lines.append(f"Benchmark: {result['duration_s']:g} s clip, {result['new_tokens']} tokens, "
+                 f"{result['repeats']} run(s) each (medians) — {machine['cpu_count']} × {machine['cpu_model']}, "
+                 f"{machine['device']}, load average {machine['load_avg_start'][0]} → {machine['load_avg_end'][0]}")
+    lines.append(f"Models: MusicGen {result['models']['musicgen']['source']}; "
+                 f"Demucs {result['models']['demucs']['source']}")
+    kinds = list(summary)
+    lines.append("")
+    lines.append(f"{'whole process':28s}" + "".join(f"{k:>12s}" for k in kinds))
+    lines.append(f"{'  wall (s)':28s}" + "".join(f"{summary[k]['wall_s']:12.1f}" for k in kinds))
+    lines.append(f"{'  CPU time (s)':28s}" + "".join(f"{summary[k]['cpu_s']:12.1f}" for k in kinds))
+    lines.append(f"{'  peak RSS (MB)':28s}" + "".join(f"{summary[k]['peak_rss_mb']:12.0f}" for k in kinds))
+    if result["speedup_vs_stock"]:
+        lines.append(f"{'  stock / this':28s}" + "".join(
+            f"{(str(result['speedup_vs_stock'][k]) + '×') if k in result['speedup_vs_stock'] else '—':>12s}"
+            for k in kinds))
+    for kind in kinds:
+        lines.append(f"stages, {kind}:")
+        for name, value in summary[kind]["stages_s"].items():
+            lines.append(f"  {name:34s}{value:9.2f} s")
+    lines.append("")
+    for name, check in result["targets"].items():
+        lines.append(f"target {name}: {check['target']}, measured {check['measured']} → "
+                     f"{'met' if check['met'] else 'NOT met'}")
+    fidelity = result["fidelity"]
+    if "top1_agreement" in fidelity:
+        state = (f"DRIFTS: agreement below {fidelity['threshold']}" if fidelity["drifts"]
+                 else f"within the {fidelity['threshold']} agreement threshold")
+        lines.append(f"fast vs exact (teacher forcing, {fidelity['positions']} choices): top-1 agreement "
+                     f"{fidelity['top1_agreement']:.3f} (per codebook {fidelity['top1_agreement_per_codebook']}), "
+                     f"mean cosine {fidelity['mean_cosine']:.4f}, sampling-distribution total variation "
+                     f"{fidelity.get('mean_total_variation', float('nan')):.3f} — {state}")
+    segment = result["demucs_segment"]
+    lines.append(f"Demucs segment ({segment['model']}, {segment['clip_s']:g} s clip):")
+    for row in segment["rows"]:
+        lines.append(f"  segment {row['segment_s']} s ({row['label']}): first {row['first_s']:.2f} s, warm "
+                     f"{row['warm_s']:.2f} s, max |diff| {row['max_abs_diff']:.4g}, rel. RMS diff "
+                     f"{row['relative_rms_diff']:.3g}")
+    lines.append(f"  → {segment['verdict']}")
+    figures = result["metrics_plots"]
+    lines.append(f"metrics + plots, 3 versions, warm: {figures['warm_s']:.3f} s (metrics {figures['metrics_s']:.3f}, "
+                 f"figures {figures['figures_s']:.3f}; one-off warm-up {figures['warm_up_s']:.2f} s)")
+    lines.append(f"start-up: `python -m restoration --help` {result['startup']['cli_help_s']:.2f} s "
+                 f"(bare interpreter {result['startup']['bare_python_s']:.2f} s)")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""``python -m restoration bench`` runs end to end on tiny models and reports what it promises.
+
+A benchmark, not a timed test: these tests check that every measurement is made and
+reported with a sane structure and positive numbers, never how fast anything is.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(args, *, env, timeout=600):
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env}
+    full_env.pop("MUSICGEN_QUANTIZE", None)
+    full_env.pop("DEMUCS_REPO", None)
+    return subprocess.run([sys.executable, "-m", "restoration", "bench", *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_dir):
+    out = tmp_path / "bench.json"
+    env = {"MUSICGEN_MODEL": str(tiny_musicgen_dir), "DEMUCS_MODEL": "demucs_unittest",
+           "RESTORATION_DATA_DIR": str(tmp_path / "data")}
+    result = run_bench(["--models", "configured", "--duration", "1", "--json", "--out", out], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout)
+    assert json.loads(out.read_text()) == printed
+    bench = printed
+
+    assert bench["duration_s"] == 1.0 and bench["new_tokens"] == 53 and bench["repeats"] == 1
+    machine = bench["machine"]
+    assert machine["cpu_count"] >= 1 and machine["torch_threads"] >= 1 and machine["device"] in ("cpu", "cuda")
+    assert machine["cpu_model"] and len(machine["load_avg_start"]) == 3
+    assert bench["models"]["musicgen"]["id"] == str(tiny_musicgen_dir)
+    assert bench["models"]["demucs"]["model"] == "demucs_unittest"
+
+    # Whole processes: stock, exact, fast — wall, CPU, peak RSS and stage timings, all positive.
+    assert set(bench["runs"]) == {"stock", "exact", "fast"}
+    for kind, summary in bench["summary"].items():
+        assert summary["wall_s"] > 0 and summary["cpu_s"] > 0 and summary["peak_rss_mb"] > 50, kind
+        assert summary["stages_s"] and all(v >= 0 for v in summary["stages_s"].values()), kind
+    assert {"imports", "model loading", "generate", "demucs apply_model", "noisereduce",
+            "librosa metrics + 3 Mel plots"} <= set(bench["summary"]["stock"]["stages_s"])
+    for mode in ("exact", "fast"):
+        run = bench["runs"][mode][0]
+        assert run["generation_mode"] == mode
+        assert {"generating", "demucs", "metrics", "plots", "total"} <= set(run["stages_s"])
+        assert run["stages_s"]["total"] <= run["wall_s"]
+        assert bench["speedup_vs_stock"][mode] > 0
+    assert {"exact_speedup", "fast_speedup", "fast_wall", "metrics_plots_warm"} == set(bench["targets"])
+    assert all(isinstance(check["met"], bool) for check in bench["targets"].values())
+
+    # Fast against exact on the same tokens.
+    fidelity = bench["fidelity"]
+    assert 0.0 <= fidelity["top1_agreement"] <= 1.0 and len(fidelity["top1_agreement_per_codebook"]) == 4
+    assert -1.0 <= fidelity["mean_cosine"] <= 1.0 and fidelity["positions"] > 0
+    assert 0.0 <= fidelity["mean_total_variation"] <= 1.0
+    assert fidelity["drifts"] == (fidelity["top1_agreement"] < fidelity["threshold"])
+
+    # Demucs: the model's own segment and shorter ones, timed, with their difference.
+    rows = bench["demucs_segment"]["rows"]
+    assert rows[0]["max_abs_diff"] == 0.0 and len(rows) >= 2
+    assert all(row["warm_s"] > 0 and row["max_abs_diff"] >= 0 for row in rows)
+    assert bench["demucs_segment"]["verdict"]
+
+    figures = bench["metrics_plots"]
+    assert figures["versions"] == ["input", "demucs", "spectral_gating"]
+    assert figures["warm_s"] > 0 and figures["metrics_s"] > 0 and figures["figures_s"] > 0
+    assert bench["startup"]["cli_help_s"] > 0
+
+
+def test_bench_table_says_whether_fast_drifts(tmp_path):
+    from restoration.bench import format_table
+
+    result = _sample_result()
+    for agreement, drifts in ((0.97, False), (0.62, True)):
+        result["fidelity"].update(top1_agreement=agreement, drifts=drifts)
+        text = format_table(result)
+        assert ("DRIFTS" in text) == drifts
+        assert ("within the 0.9 agreement threshold" in text) == (not drifts)
+    assert "stock / this" in text and "3.1×" in text and "NOT met" in text
+
+
+def _sample_result() -> dict:
+    stages = {"generating": 10.0, "total": 20.0}
+    summary = {"wall_s": 30.0, "cpu_s": 40.0, "peak_rss_mb": 3000.0, "stages_s": stages}
+    return {
+        "duration_s": 5.0, "new_tokens": 253, "repeats": 1,
+        "machine": {"cpu_count": 2, "cpu_model": "AMD EPYC", "device": "cpu", "load_avg_start": [1.0, 1.0, 1.0],
+                    "load_avg_end": [1.2, 1.0, 1.0]},
+        "models": {"musicgen": {"source": "random"}, "demucs": {"source": "random"}},
+        "summary": {"stock": {**summary, "wall_s": 93.0}, "fast": summary},
+        "speedup_vs_stock": {"fast": 3.1},
+        "targets": {"fast_wall": {"target": "≤ 25 s", "measured": 30.0, "met": False}},
+        "fidelity": {"positions": 1000, "top1_agreement": 0.97, "top1_agreement_per_codebook": [0.97] * 4,
+                     "mean_cosine": 0.999, "threshold": 0.9, "drifts": False},
+        "demucs_segment": {"model": "htdemucs", "clip_s": 5.0, "verdict": "keep",
+                           "rows": [{"segment_s": 7.8, "label": "the model's own", "first_s": 4.0, "warm_s": 3.0,
+                                     "max_abs_diff": 0.0, "relative_rms_diff": 0.0}]},
+        "metrics_plots": {"warm_s": 0.3, "metrics_s": 0.07, "figures_s": 0.23, "warm_up_s": 2.0},
+        "startup": {"cli_help_s": 0.1, "bare_python_s": 0.02},
+    }
+
+
+def test_bench_rejects_unknown_modes(tmp_path):
+    result = run_bench(["--modes", "exact,turbo"], env={"RESTORATION_DATA_DIR": str(tmp_path / "data")}, timeout=60)
+    assert result.returncode == 2 and "--modes" in result.stderr and "Traceback" not in result.stderr

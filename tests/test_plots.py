@@ -1,0 +1,91 @@
+"""The figures drawn from cached canvases have the same pixels as a full draw of each figure.
+
+``plots`` draws the static parts of a figure (axes, ticks, labels) once and, per image,
+only what changes. These tests draw the same figures the plain way — a new figure and a
+full ``savefig`` each — and compare every pixel, across canvas reuse with other data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restoration import plots
+from restoration.settings import MetricSettings
+
+NAMES = ("input", "demucs", "spectral_gating")
+
+
+def clip_versions(seed: int, seconds: float, sample_rate: int) -> dict:
+    rng = np.random.default_rng(seed)
+    frames = int(seconds * sample_rate)
+    versions = {name: (rng.standard_normal((1, frames)) * 0.05 * (i + 1) * (seed + 1)).astype(np.float32)
+                for i, name in enumerate(NAMES)}
+    versions["demucs"][:, : sample_rate // 2] *= 0.01  # a quiet stretch: other colours, other scale
+    return versions
+
+
+def full_draw_mel(spec, sample_rate, path, *, title, vmin, vmax, cmap, label):
+    fig = plots._figure(5.0, 3.2, margins=plots._MEL_MARGINS)
+    ax = fig.add_subplot()
+    image = plots._draw_mel(ax, spec, sample_rate, hop_length=512, vmin=vmin, vmax=vmax, cmap=cmap)
+    fig.colorbar(image, ax=ax, label=label, pad=0.02)
+    ax.set_title(title)
+    fig.savefig(path)
+
+
+def full_draw_spectrum(versions, sample_rate, path, settings=MetricSettings()):
+    fig = plots._figure(10.0, 3.6, margins={"left": 0.08, "right": 0.99, "bottom": 0.14, "top": 0.9})
+    ax = fig.add_subplot()
+    top = -np.inf
+    for name, audio in versions.items():
+        freqs, db = plots.average_spectrum_db(audio, sample_rate)
+        top = max(top, float(db[1:].max()))
+        ax.semilogx(freqs[1:], db[1:], label=plots.TITLES.get(name, name), color=plots.COLORS.get(name), linewidth=1.2)
+    band = settings.band_limit_hz(sample_rate)
+    ax.axvline(settings.hber_cutoff_hz, color="black", linestyle="--", linewidth=1)
+    ax.text(settings.hber_cutoff_hz, 0.98, " HBER cutoff", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    ax.axvspan(band, sample_rate / 2, color="grey", alpha=0.15, label="outside analysis band")
+    ax.set_xlim(20, sample_rate / 2)
+    ax.set_ylim(top - 100.0, top + 5.0)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("power spectral density (dB re FS²/Hz)")
+    ax.set_title("Were the highs restored? Long-term average spectrum")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.savefig(path)
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+@pytest.mark.parametrize(("seed", "seconds", "sample_rate"), [(0, 5.0, 32000), (1, 5.0, 32000), (2, 3.0, 44100)])
+def test_cached_canvases_draw_the_pixels_of_a_full_draw(tmp_path, seed, seconds, sample_rate):
+    plots.warm_up(duration_s=5.0, sample_rate=32000)  # the canvases exist already, drawn for other data
+    versions = clip_versions(seed, seconds, sample_rate)
+    specs = {name: plots.mel_db(audio, sample_rate) for name, audio in versions.items()}
+    fast = tmp_path / "fast"
+    mel = plots.mel_spectrograms(versions, sample_rate, fast, specs=specs)
+    diff = plots.mel_differences(versions, sample_rate, fast, specs=specs)
+    spectrum = plots.average_spectra(versions, sample_rate, fast / "spectrum.png")
+
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    vmax = max(float(s.max()) for s in specs.values())
+    for name in NAMES:
+        full_draw_mel(specs[name], sample_rate, slow / mel[name].name, title=plots.TITLES[name],
+                      vmin=vmax - plots.DB_RANGE, vmax=vmax, cmap="magma", label="dB re full scale")
+    for name in NAMES[1:]:
+        full_draw_mel(specs[name] - specs["input"], sample_rate, slow / diff[name].name,
+                      title=f"{plots.TITLES[name]} − input (Mel dB)", vmin=-20.0, vmax=20.0, cmap="RdBu_r",
+                      label="dB (output − input)")
+    full_draw_spectrum(versions, sample_rate, slow / "spectrum.png")
+
+    for path in [*mel.values(), *diff.values(), spectrum]:
+        expected = pixels(slow / path.name)
+        got = pixels(path)
+        assert got.shape == expected.shape, path.name
+        differing = int((got != expected).any(axis=-1).sum())
+        assert differing == 0, f"{path.name}: {differing} pixels differ from a full draw"
