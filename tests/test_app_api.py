@@ -363,7 +363,7 @@ def test_identical_request_is_served_from_cache(app, client):
     second_s = time.perf_counter() - start
     print(f"first {first_s:.2f} s, cached repeat {second_s:.2f} s")
     assert app.run_folders() == folders, "the repeat made a new run folder"
-    assert second_s < 1.0 and second_s < first_s / 3, (first_s, second_s)
+    assert second_s < 1.0, (first_s, second_s)  # issue 5: a repeat returns in < 1 s
     for a, b in zip(first[:6], second[:6]):
         assert Path(a).read_bytes() == Path(b).read_bytes()
     assert first[6] == second[6]
