@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -125,14 +124,3 @@ def _move_into(staging: Path, out_dir: Path) -> None:
             os.replace(item, target)
     shutil.rmtree(staging, ignore_errors=True)
 
-
-def assert_json_clean(obj) -> None:
-    """Internal invariant used by tests and writers: no NaN/inf anywhere in a JSON-ready object."""
-    if isinstance(obj, dict):
-        for v in obj.values():
-            assert_json_clean(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            assert_json_clean(v)
-    elif isinstance(obj, float):
-        assert math.isfinite(obj)
