@@ -587,26 +587,12 @@ def _default_mode() -> str:
 
 
 def _warm_up() -> None:
-    """Pay the first-call costs (imports, numba, matplotlib, model status) after the app is serving."""
+    """Pay the first-request costs (models, numba, matplotlib) after the app is serving."""
     start = time.perf_counter()
-    try:
-        _model_status_text()
-        from restoration import generation, pipeline, plots, separation  # noqa: F401  (torch, transformers, demucs)
-
-        plots.warm_up()
-        import numpy as np
-
-        from restoration.gating import spectral_gate
-        from restoration.metrics import measure_versions
-
-        noise = (np.random.default_rng(0).standard_normal((1, 32000)) * 0.1).astype(np.float32)
-        measure_versions({"input": noise, "spectral_gating": spectral_gate(noise, 32000)}, 32000)
-        import transformers  # noqa: F401
-        from transformers import MusicgenForConditionalGeneration  # noqa: F401
-        import demucs.pretrained  # noqa: F401
-    except Exception:  # warming is an optimisation; a failure here must not stop the app
-        logger.exception("warm-up failed")
-    logger.info("warm-up done in %.1f s", time.perf_counter() - start)
+    _model_status_text()
+    steps = support.warm_up()
+    logger.info("warm-up done in %.1f s (%s)", time.perf_counter() - start,
+                ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()))
 
 
 # The output widgets the handlers fill; build_demo() sets them (one page, so one of each).

@@ -155,16 +155,18 @@ def _print_summary(report, out: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from .outputs import write_report
     from .pipeline import run_prompt
     from .settings import validate_prompt
+    from .sidecar import finisher
 
     prompt = validate_prompt(args.prompt)
     generation = generation_from_args(args, seed=args.seed)
     demucs, gating, metrics = settings_from_args(args)
-    report = run_prompt(prompt, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
-                        progress=_stage_printer())
-    write_report(report, args.out)
+    printer = _stage_printer()
+    # Demucs, metrics and figures get ready in a second process while MusicGen loads and samples.
+    with finisher(out=args.out, progress=printer, duration_s=generation.duration_s) as finish:
+        report = run_prompt(prompt, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
+                            progress=printer, finish=finish)
     _print_summary(report, args.out)
     return 0
 

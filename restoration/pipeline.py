@@ -40,6 +40,7 @@ class Report:
     timings_s: dict[str, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=dict)  # e.g. a helper process's peak RSS in MB
 
     def summary(self) -> dict:
         """The JSON-ready part of the report (no audio)."""
@@ -53,6 +54,7 @@ class Report:
             "timings_s": self.timings_s,
             "unavailable": self.unavailable,
             "loudness_matching": {k: asdict(v) for k, v in self.loudness.items()},
+            **({"resources": self.resources} if self.resources else {}),
         }
 
 
@@ -197,8 +199,15 @@ def run_prompt(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
     on_chunk=None,
+    finish=None,
 ) -> Report:
-    """Generate a clip from ``prompt`` and compare its restorations (see :func:`compare`)."""
+    """Generate a clip from ``prompt`` and compare its restorations (see :func:`compare`).
+
+    ``finish``, when given, replaces the comparison: it is called as
+    ``finish(audio, sample_rate, started=<perf_counter at the start>, stop_event=…, **compare_kwargs)``
+    and returns the report (:func:`restoration.sidecar.finisher` gives one that runs in a
+    process warmed up while MusicGen sampled, and writes the report).
+    """
     from . import generation as gen
     from .settings import validate_prompt
 
@@ -208,18 +217,17 @@ def run_prompt(
     audio, sample_rate = generate_input(
         prompt, generation=generation, progress=progress, stop_event=stop_event, on_chunk=on_chunk, timings=timings
     )
-    report = compare(
-        audio,
-        sample_rate,
+    compare_kwargs = dict(
         demucs=demucs,
         gating=gating,
         metrics=metrics,
         source={"kind": "prompt", "prompt": prompt, "seed": generation.seed, "model": gen.current_model_id()},
-        progress=progress,
-        stop_event=stop_event,
         timings=timings,
         extra_settings={"generation": asdict(generation)},
     )
+    if finish is not None:
+        return finish(audio, sample_rate, started=start, stop_event=stop_event, **compare_kwargs)
+    report = compare(audio, sample_rate, progress=progress, stop_event=stop_event, **compare_kwargs)
     report.timings_s["total"] = round(time.perf_counter() - start, 4)
     return report
 

@@ -51,7 +51,12 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
         assert {"generating", "demucs", "metrics", "plots", "total"} <= set(run["stages_s"])
         assert run["stages_s"]["total"] <= run["wall_s"]
         assert bench["speedup_vs_stock"][mode] > 0
-    assert {"exact_speedup", "fast_speedup", "fast_wall", "metrics_plots_warm"} == set(bench["targets"])
+        # The forked restoration process warmed up in parallel and reported its own peak memory.
+        assert run["stages_s"]["restoration process warm-up (in parallel with MusicGen)"] > 0
+        assert run["restoration_process_peak_rss_mb"] > 50
+        assert bench["summary"][mode]["restoration_process_peak_rss_mb"] > 50
+    assert {"exact_speedup", "fast_speedup", "fast_wall", "metrics_plots_warm", "app_fast_results",
+            "app_first_sound"} == set(bench["targets"])
     assert all(isinstance(check["met"], bool) for check in bench["targets"].values())
 
     # Fast against exact on the same tokens.
@@ -71,6 +76,14 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
     assert figures["versions"] == ["input", "demucs", "spectral_gating"]
     assert figures["warm_s"] > 0 and figures["metrics_s"] > 0 and figures["figures_s"] > 0
     assert bench["startup"]["cli_help_s"] > 0
+
+    # The app, warm: its own warm-up loaded both models, then two Generate clicks streamed first sound.
+    app = bench["app_warm"]
+    assert app["mode"] == "fast" and set(app["warm_up_steps_s"]) == {"figures", "metrics", "MusicGen", "Demucs"}
+    assert [click["click"] for click in app["clicks"]] == [1, 2]
+    for click in app["clicks"]:
+        assert 0 < click["first_sound_s"] <= click["results_s"]
+    assert bench["targets"]["app_first_sound"]["measured"] == max(c["first_sound_s"] for c in app["clicks"])
 
 
 def test_bench_table_says_whether_fast_drifts(tmp_path):
