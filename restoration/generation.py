@@ -64,7 +64,7 @@ ChunkCallback = Callable[[np.ndarray, int], Any]
 
 __all__ = [
     "CancelledError", "LoopThreads", "MusicgenBundle", "clear_model_cache", "current_model_id", "generate",
-    "load_musicgen", "machine_is_idle", "model_status", "pick_device", "resolve_mode", "tokens_for_duration",
+    "load_musicgen", "model_status", "others_busy_cores", "pick_device", "resolve_mode", "tokens_for_duration",
 ]
 
 
@@ -205,8 +205,9 @@ def _load(model_id: str, mode: str, device: str) -> MusicgenBundle:
             import torch
             from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
-            model = MusicgenForConditionalGeneration.from_pretrained(str(source or model_id), dtype=torch.float32)
-            processor = AutoProcessor.from_pretrained(str(source or model_id))
+            with _quiet_transformers():
+                model = MusicgenForConditionalGeneration.from_pretrained(str(source or model_id), dtype=torch.float32)
+                processor = AutoProcessor.from_pretrained(str(source or model_id))
             if not (hasattr(processor, "tokenizer") and hasattr(processor, "feature_extractor")):
                 raise TypeError(f"its processor is a {type(processor).__name__}, not a MusicgenProcessor")
         except Exception as exc:  # OSError offline/missing files, ValueError/TypeError for other checkpoints
@@ -240,6 +241,29 @@ def _load(model_id: str, mode: str, device: str) -> MusicgenBundle:
     )
     logger.info("loaded %s (%s, %s) in %.1f s", model_id, mode, device, bundle.load_s)
     return bundle
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' warnings and its "Loading weights" bar for the block, then restore them.
+
+    musicgen-small's own config makes transformers 5 warn that ``pad_token_id`` and
+    ``bos_token_id`` (2048) lie outside the vocabulary (0–2047) on every load; MusicGen uses
+    2048 on purpose, as its start token. That, and a progress bar for a 1 s load, would bury
+    the command line's stage lines and its one-line errors. Hub download bars are
+    huggingface_hub's and stay on. Errors still raise.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager
@@ -548,10 +572,12 @@ class LoopThreads:
     But a second OpenMP thread puts a barrier in every operation, and when another process
     holds the other core each barrier waits for a scheduler tick: on this machine, shared
     with other test runs, int8 steps took 2.5 s on 2 threads instead of 50 ms on 1. So
-    ``fast`` uses every thread only when the machine looks idle — the 1-minute load average
-    leaves a core free and no other task is runnable right now (``/proc/loadavg``) — and
-    drops to 1 thread for the rest of the clip as soon as one step takes ``SLOW_FACTOR``
-    times the usual. The prompt is encoded and the first step run on 1 thread either way.
+    ``fast`` encodes the prompt and runs the first steps on 1 thread while it measures how
+    many cores *other* processes keep busy (:func:`others_busy_cores`, over at least
+    ``MEASURE_S``), widens only if that leaves a core for each thread, and drops to 1
+    thread for the rest of the clip as soon as one step takes ``SLOW_FACTOR`` times the
+    usual. (The 1-minute load average, used before, lags: right after another run ended it
+    still read 1.6 on an idle machine, and a fast run stayed on 1 thread, 2.6 s slower.)
     int8 products accumulate in integers and the rest of a step is elementwise, so the
     thread count does not change a token (checked: logits bitwise equal on 1 and 2 threads).
     Threads are a process setting: other work (another request's Demucs) sees the change
@@ -559,6 +585,9 @@ class LoopThreads:
     """
 
     SLOW_FACTOR = 2.5
+    MEASURE_S = 0.1
+    #: Widen when other processes leave at least this much of a core free for each extra thread.
+    FREE_MARGIN = 0.5
 
     def __init__(self, bundle: MusicgenBundle):
         import torch
@@ -567,15 +596,21 @@ class LoopThreads:
         self.active = bundle.device == "cpu"
         self.saved = torch.get_num_threads() if self.active else 1
         self.wide = self.saved if (self.active and bundle.mode == "fast" and self.saved > 1) else 1
-        self.steps = 0
+        self.widened = False
+        self.skip_next = False
         self.times: list[float] = []
         self.last = 0.0
+        self.started = 0.0
+        self.sample = None
 
     def __enter__(self):
         if self.active:
             self.torch.set_num_threads(1)
-            if self.wide > 1 and not machine_is_idle(self.wide):
-                self.wide = 1
+            if self.wide > 1:
+                self.started = time.perf_counter()
+                self.sample = _cpu_times()
+                if self.sample is None:  # no /proc/stat: nothing to measure with, stay on 1 thread
+                    self.wide = 1
         return self
 
     def __exit__(self, *exc):
@@ -584,45 +619,67 @@ class LoopThreads:
         return False
 
     def step(self) -> None:
-        """Call after every step: widen after the first, narrow for good if a step stalls."""
+        """Call after every step: widen once the machine is measured idle, narrow for good if a step stalls."""
         if self.wide == 1:
             return
         now = time.perf_counter()
-        self.steps += 1
-        if self.steps == 1:
-            self.torch.set_num_threads(self.wide)
-        elif self.steps > 2:  # the step right after widening also pays for starting the threads
-            elapsed = now - self.last
-            if len(self.times) >= 3 and elapsed > self.SLOW_FACTOR * _median(self.times):
-                logger.info("token loop: a step took %.0f ms on %d threads; 1 thread from now on",
-                            1000 * elapsed, self.wide)
-                self.wide = 1
-                self.torch.set_num_threads(1)
+        if not self.widened:
+            window = now - self.started
+            if window < self.MEASURE_S:
                 return
+            others = others_busy_cores(self.sample, _cpu_times(), window)
+            cores = os.cpu_count() or 1
+            if others is None or others > cores - self.wide + 1 - self.FREE_MARGIN:
+                logger.info("token loop: other processes keep %s cores busy; 1 thread", others)
+                self.wide = 1
+                return
+            self.torch.set_num_threads(self.wide)
+            self.widened = True
+            self.skip_next = True  # the first step after widening also pays for starting the threads
+            self.last = time.perf_counter()
+            return
+        elapsed = now - self.last
+        if self.skip_next:
+            self.skip_next = False
+        elif len(self.times) >= 3 and elapsed > self.SLOW_FACTOR * _median(self.times):
+            logger.info("token loop: a step took %.0f ms on %d threads; 1 thread from now on",
+                        1000 * elapsed, self.wide)
+            self.wide = 1
+            self.torch.set_num_threads(1)
+            return
+        else:
             self.times.append(elapsed)
         self.last = time.perf_counter()
 
 
-def machine_is_idle(threads: int) -> bool:
-    """True when ``threads`` threads would each find a core: load average and runnable tasks say so.
+def _cpu_times() -> tuple[float, float] | None:
+    """``(busy CPU seconds of the whole machine, CPU seconds of this process)`` now; None without ``/proc/stat``.
 
-    The 1-minute load average must leave the cores free enough (it counts this process's
-    own recent work, up to about 1), and ``/proc/loadavg``'s count of tasks runnable right
-    now must be 1, this thread, in one of three reads 5 ms apart (OpenMP's idle threads spin
-    for a few milliseconds after parallel work and count as runnable meanwhile). Where
-    neither can be read, False.
+    Busy is every CPU state of ``/proc/stat``'s first line except idle and iowait, in seconds
+    (ticks / ``SC_CLK_TCK``); this process's is user + system time of all its threads.
     """
-    cores = os.cpu_count() or 1
     try:
-        load_1min = os.getloadavg()[0]
-        runnable = []
-        for attempt in range(3):
-            if attempt:
-                time.sleep(0.005)
-            runnable.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]))
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        if fields[0] != "cpu":
+            return None
+        ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+        per_second = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
-        return False
-    return threads <= cores and load_1min <= cores - threads + 1.5 and min(runnable) <= 1
+        return None
+    own = os.times()
+    return (sum(ticks) - ticks[3] - ticks[4]) / per_second, own.user + own.system
+
+
+def others_busy_cores(before, after, wall_s: float) -> float | None:
+    """Cores kept busy by other processes between two :func:`_cpu_times` samples ``wall_s`` apart.
+
+    ``(Δ machine busy − Δ this process) / wall_s``, floored at 0 (the two clocks tick
+    separately, ±10 ms each). None when either sample is missing.
+    """
+    if before is None or after is None or wall_s <= 0:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return round(max(0.0, others / wall_s), 3)
 
 
 def _median(values: list[float]) -> float:

@@ -172,3 +172,90 @@ def test_doctor_reports_models(models_env):
     assert info["models"]["demucs"]["available"] is True
     missing = json.loads(cli("doctor", "--json", env={"MUSICGEN_MODEL": "/nonexistent/model"}).stdout)
     assert missing["models"]["musicgen"]["available"] is False and missing["models"]["musicgen"]["fix"]
+
+
+# --------------------------------------------------------------------------- the forked restoration process
+
+
+def test_run_warms_the_restoration_side_in_a_second_process(tmp_path, models_env):
+    out = tmp_path / "out"
+    result = cli("run", "--prompt", "ambient pads", "--duration", "1", "--out", out, env=models_env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    # The child warmed up while MusicGen loaded, compared, and reported its own memory.
+    assert report["timings_s"]["restoration process warm-up (in parallel with MusicGen)"] > 0
+    assert report["resources"]["restoration_process_peak_rss_mb"] > 50
+    assert report["timings_s"]["total"] >= report["timings_s"]["generating"] + report["timings_s"]["demucs"]
+    # Its stage lines reach the same stdout, in order, once each.
+    stages = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert stages == ["[loading models] MusicGen", "[generating]", "[loading models] Demucs", "[demucs]", "[gating]",
+                      "[metrics]", "[loudness matching]"]
+
+
+def test_run_error_in_the_restoration_process_keeps_its_exit_status(tmp_path, tiny_musicgen_dir):
+    out = tmp_path / "out"
+    result = cli("run", "--prompt", "jazz", "--duration", "1", "--out", out,
+                 env={"MUSICGEN_MODEL": str(tiny_musicgen_dir), "DEMUCS_MODEL": "no_such_demucs_model"})
+    assert_clean_failure(result, 3, "DEMUCS_MODEL", out)
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the restoration process is forked on Linux only")
+def test_ctrl_c_during_generation_stops_both_processes_and_writes_nothing(tmp_path, models_env):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **models_env}
+    proc = subprocess.Popen([sys.executable, "-m", "restoration", "run", "--prompt", "drone", "--duration", "30",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT)
+    try:
+        for line in proc.stdout:  # wait until MusicGen is sampling
+            if line.startswith("[generating]"):
+                break
+        children = _children(proc.pid)
+        assert children, "no restoration process was started"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip() == "error: interrupted"
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in children), "the restoration process outlived the command"
+
+
+def test_finisher_runs_in_this_process_once_torch_is_loaded(tmp_path, musicgen_env, demucs_unittest_env):
+    import torch  # noqa: F401  (forking now could hang the child: the finisher must not fork)
+
+    from restoration import sidecar
+    from restoration.pipeline import run_prompt
+    from restoration.settings import GenerationSettings
+
+    out = tmp_path / "out"
+    assert not sidecar.can_fork() and sidecar.RestorationProcess.start(out=out) is None
+    before = _children(os.getpid())
+    with sidecar.finisher(out=out) as finish:
+        report = run_prompt("jazz", generation=GenerationSettings(duration_s=1.0), finish=finish)
+    assert _children(os.getpid()) == before
+    assert json.loads((out / "report.json").read_text())["timings_s"]["total"] == report.timings_s["total"]
+    assert "resources" not in json.loads((out / "report.json").read_text())
+    assert set(report.versions) == {"input", "demucs", "spectral_gating"}

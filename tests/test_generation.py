@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,32 +356,47 @@ def test_fast_mode_fused_products_equal_the_quantized_modules(musicgen_env):
     assert torch.equal(fused_logits, plain_logits)
 
 
-def test_loop_threads_widen_for_fast_when_idle_and_narrow_after_a_stalled_step(monkeypatch):
+def test_loop_threads_widen_for_fast_when_others_leave_a_core_and_narrow_after_a_stalled_step(monkeypatch):
     import torch
 
     clock = {"now": 0.0}
+    cpu = {"busy": 100.0, "own": 5.0}  # seconds: the whole machine's busy time, this process's CPU time
     monkeypatch.setattr(generation.time, "perf_counter", lambda: clock["now"])
-    monkeypatch.setattr(generation, "machine_is_idle", lambda threads: True)
+    monkeypatch.setattr(generation, "_cpu_times", lambda: (cpu["busy"], cpu["own"]))
+    monkeypatch.setattr(generation.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     counts = []
     monkeypatch.setattr(torch, "set_num_threads", lambda n: counts.append(n))
+
+    def step(threads, elapsed, *, others_cores=0.0):
+        clock["now"] += elapsed
+        cpu["own"] += elapsed  # this process: one busy core
+        cpu["busy"] += elapsed * (1 + others_cores)
+        threads.step()
 
     class Bundle:
         device, mode = "cpu", "fast"
 
     with generation.LoopThreads(Bundle()) as threads:
-        assert counts == [1]  # the prompt and the first step: one thread
-        for elapsed in (0.05, 0.04, 0.035, 0.035, 0.035, 0.035):
-            clock["now"] += elapsed
-            threads.step()
-        assert counts == [1, 2]  # widened after the first step
-        clock["now"] += 0.5  # a stalled step: another process took the second core
-        threads.step()
+        assert counts == [1]  # the prompt and the first steps: one thread
+        step(threads, 0.05)
+        assert counts == [1]  # 50 ms measured: not enough to judge yet
+        step(threads, 0.06)
+        assert counts == [1, 2]  # nobody else busy over 110 ms: widened
+        for elapsed in (0.04, 0.035, 0.035, 0.035, 0.035):
+            step(threads, elapsed)
+        assert counts == [1, 2]
+        step(threads, 0.5)  # a stalled step: another process took the second core
         assert counts == [1, 2, 1]
-        clock["now"] += 0.05
-        threads.step()
+        step(threads, 0.05)
         assert counts == [1, 2, 1]  # and it stays narrow
     assert counts[-1] == 2  # the process's setting is restored
+
+    counts.clear()
+    with generation.LoopThreads(Bundle()) as threads:  # another process keeps a core busy
+        for _ in range(6):
+            step(threads, 0.05, others_cores=0.9)
+    assert counts == [1, 2]  # never widened; restored at the end
 
     counts.clear()
 
@@ -388,6 +405,24 @@ def test_loop_threads_widen_for_fast_when_idle_and_narrow_after_a_stalled_step(m
 
     with generation.LoopThreads(Exact()) as threads:
         for _ in range(5):
-            clock["now"] += 0.1
-            threads.step()
+            step(threads, 0.1)
     assert counts == [1, 2]  # exact: one thread throughout, then restored
+
+
+def test_others_busy_cores_known_answers():
+    # 0.6 s of machine-wide busy time in 0.3 s, 0.3 s of it this process's: others kept 1 core busy.
+    assert generation.others_busy_cores((10.0, 1.0), (10.6, 1.3), 0.3) == 1.0
+    assert generation.others_busy_cores((10.0, 1.0), (10.3, 1.3), 0.3) == 0.0  # only this process
+    assert generation.others_busy_cores((10.0, 1.0), (10.29, 1.3), 0.3) == 0.0  # tick skew floors at 0
+    assert generation.others_busy_cores(None, (10.0, 1.0), 0.3) is None
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs /proc/stat")
+def test_cpu_times_count_this_process_work():
+    before = generation._cpu_times()
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # 0.3 s of work on this core
+        pass
+    after = generation._cpu_times()
+    assert after[1] - before[1] >= 0.25  # this process's CPU time grew by the work done
+    assert after[0] - before[0] >= after[1] - before[1] - 0.03  # the machine was at least that busy (tick skew)
