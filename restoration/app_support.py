@@ -55,7 +55,6 @@ STEMS = ("drums", "bass", "other", "vocals")
 MAX_SEED = 2**31 - 1
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_RUNS = 200
-SILENCE_DBFS = -120.0
 
 #: Serializes model work across every user; cached requests never take it.
 RUN_LOCK = threading.Lock()
@@ -220,15 +219,6 @@ def restore_request(audio_path, **restoration) -> RunRequest:
         kind="file", audio_path=str(path), audio_sha256=digest.hexdigest(), audio_name=path.name,
         demucs=demucs, gating=gating, metrics=metrics,
     )
-
-
-def check_not_silent(audio: np.ndarray, *, name: str = "the audio") -> None:
-    """Raise :class:`BadInputError` when ``audio`` is all zeros or its peak is below −120 dBFS."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak <= 10.0 ** (SILENCE_DBFS / 20.0):
-        raise BadInputError(
-            f"{name} is silent (peak below {SILENCE_DBFS:g} dBFS): there is nothing to restore or measure"
-        )
 
 
 # --------------------------------------------------------------------------- results on disk
@@ -541,7 +531,7 @@ def _cancelled() -> RestorationError:
 
 def _compute(request: RunRequest, events: queue.Queue, stop_event, stream_dir: Path):
     from . import pipeline
-    from .audio import read_audio
+    from .audio import check_not_silent, read_audio
 
     def progress(stage: str, fraction, detail: str = "") -> None:
         events.put(RunEvent("progress", stage, fraction, detail))

@@ -73,6 +73,18 @@ def validate_audio(audio: np.ndarray, sample_rate: int, *, name: str = "audio") 
     return audio
 
 
+def check_not_silent(audio: np.ndarray, *, name: str = "the audio") -> None:
+    """Raise :class:`BadInputError` when ``audio``'s peak is at or below −120 dBFS (all zeros included).
+
+    A silent input has nothing to restore, and its loudness (−∞ LUFS) cannot be matched.
+    """
+    peak = float(np.max(np.abs(audio))) if np.size(audio) else 0.0
+    if peak <= 10.0 ** (DIGITAL_SILENCE_DBFS / 20.0):
+        raise BadInputError(
+            f"{name} is silent (peak below {DIGITAL_SILENCE_DBFS:g} dBFS): there is nothing to restore or measure"
+        )
+
+
 def read_audio(path) -> tuple[np.ndarray, int]:
     """Read a wav, flac, ogg or mp3 file at its own rate as float32 ``(channels, frames)``."""
     path = Path(path)

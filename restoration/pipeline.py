@@ -242,11 +242,16 @@ def run_file(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
 ) -> Report:
-    """Read an audio file (wav, flac, ogg, mp3) and compare its restorations."""
-    from .audio import read_audio
+    """Read an audio file (wav, flac, ogg, mp3) and compare its restorations.
+
+    Raises :class:`~restoration.errors.BadInputError` for an unreadable, empty, over-long or
+    silent file (see :func:`restoration.audio.read_audio`, :func:`~restoration.audio.check_not_silent`).
+    """
+    from .audio import check_not_silent, read_audio
 
     start = time.perf_counter()
     audio, sample_rate = read_audio(path)
+    check_not_silent(audio, name=Path(path).name)
     report = compare(
         audio,
         sample_rate,

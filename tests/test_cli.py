@@ -91,6 +91,7 @@ BAD_FILES = {
     "zero_samples": (lambda p: sf.write(p, np.zeros((0, 1)), 32000, format="WAV"), "zero samples"),
     "nan": (_write_nan, "NaN"),
     "nine_channels": (lambda p: sf.write(p, np.zeros((1000, 9)), 32000, format="WAV"), "channels"),
+    "silent": (lambda p: sf.write(p, np.zeros((32000, 1)), 32000, format="WAV"), "silent"),
 }
 
 

@@ -317,14 +317,22 @@ def test_lean_loop_samples_what_transformers_generate_samples(musicgen_env, guid
     np.testing.assert_allclose(audio, expected[:, : audio.shape[1]], atol=1e-5)
 
 
-def test_lean_loop_logits_match_transformers(musicgen_env):
+LONG_PROMPT = "a slow late night jazz trio with brushed drums, warm upright bass and a soft felt piano melody"
+
+
+@pytest.mark.parametrize(("prompt", "cross_path"), [("rock song", "folded"), (LONG_PROMPT, "keys")])
+def test_lean_loop_logits_match_transformers(musicgen_env, prompt, cross_path):
     # Teacher forcing: the same token matrix through transformers' forward (conditional row, and
-    # the null-text row CFG uses) and through the lean step function gives the same logits.
+    # the null-text row CFG uses) and through the lean step function gives the same logits —
+    # with cross-attention's projections folded into the prompt's keys and values (a prompt
+    # shorter than the head size, 8 here), and with them applied as they are (a longer one).
     import torch
 
     steps = 40
-    model, inputs, _, ids = _transformers_reference(musicgen_env, "rock song", seed=2, steps=steps)
+    model, inputs, _, ids = _transformers_reference(musicgen_env, prompt, seed=2, steps=steps)
     bundle = load_musicgen()
+    cross = bundle.decoder.encode_prompt(inputs["input_ids"], inputs["attention_mask"])
+    assert {entry[0] for entry in cross} == {cross_path}
     pattern, _, _ = bundle.decoder.delay_pattern(steps)
     tokens = torch.where(pattern == -1, ids, pattern)
     lean = bundle.decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens, guidance_scale=3.0)
