@@ -22,7 +22,8 @@ The process is forked before torch is imported — forking a process whose OpenM
 have started can hang the child — so it is used only where torch is not loaded yet (a
 command-line process) and where ``fork`` exists (Linux). Elsewhere, and when the process
 cannot start, everything runs here. The child ignores Ctrl-C (the parent handles it and
-stops the child); on SIGTERM it unwinds, so a half-written report folder is removed.
+stops the child); a SIGTERM while it works on the run unwinds, so a half-written report
+folder is removed.
 Its peak RSS is reported in ``report.resources``.
 """
 
@@ -91,6 +92,7 @@ class RestorationProcess:
     def __init__(self, process, connection):
         self._process = process
         self._connection = connection
+        self._sent = False  # whether the child was given the run (before that it only warms up)
 
     @classmethod
     def start(cls, *, out, progress=None, duration_s: float = 5.0,
@@ -122,6 +124,7 @@ class RestorationProcess:
 
         if stop_event is not None and stop_event.is_set():
             raise errors.CancelledError("stopped by the user")
+        self._sent = True
         self._connection.send(("finish", audio, int(sample_rate), float(started), compare_kwargs))
         try:
             kind, *payload = self._connection.recv()
@@ -139,10 +142,17 @@ class RestorationProcess:
         raise RuntimeError(f"{name}: {message}")
 
     def close(self) -> None:
-        """Stop the child (if it still runs) and reap it."""
+        """Stop the child (if it still runs) and reap it.
+
+        A child never given the run (generation failed or was interrupted) is only warming
+        up: it is ended at once, silently (SIGTERM's default action). One interrupted while
+        writing unwinds (see :func:`_serve`), so no half-written folder remains.
+        """
         with contextlib.suppress(OSError):
             self._connection.close()  # a child waiting for work sees EOF and leaves
-        self._process.join(timeout=2)
+        if not self._sent:
+            self._process.terminate()
+        self._process.join(timeout=10 if not self._sent else 2)
         if self._process.is_alive():  # still working: the parent was interrupted
             self._process.terminate()
             self._process.join(timeout=10)
@@ -154,16 +164,16 @@ class RestorationProcess:
 def _serve(connection, out, progress: Callable | None, duration_s: float, sample_rate: int) -> None:
     """The child: warm up, then finish the one run it is sent (or leave when the pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-
-    def unwind(signum, frame):  # terminate(): raise, so write_report removes its staging folder
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, unwind)
-    warm_s = _warm_up(duration_s=duration_s, sample_rate=sample_rate)
+    warm_s = _warm_up(duration_s=duration_s, sample_rate=sample_rate)  # SIGTERM here: gone, nothing to undo
     try:
         message = connection.recv()
     except (EOFError, OSError):
         return
+
+    def unwind(signum, frame):  # terminate() while writing: raise, so write_report removes its staging folder
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
     _, audio, rate, started, kwargs = message
     kwargs["timings"] = {**(kwargs.get("timings") or {}),
                          "restoration process warm-up (in parallel with MusicGen)": round(warm_s, 4)}
