@@ -31,8 +31,16 @@ def _float(text: str, name: str) -> float:
 
 
 def _check_out(path: Path) -> Path:
+    """``--out`` must be a folder, or creatable in a writable folder (checked before any work)."""
     if path.exists() and not path.is_dir():
         raise BadInputError(f"--out {path} exists and is not a folder")
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadInputError(f"--out {path} cannot be created: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BadInputError(f"--out {path}: no permission to write in {ancestor}")
     return path
 
 

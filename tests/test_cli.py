@@ -128,6 +128,15 @@ def test_run_bad_arguments_exit_2(tmp_path, args, fragment):
     assert_clean_failure(cli("run", *args, "--out", out), 2, fragment, out)
 
 
+def test_run_out_under_a_file_exits_2_before_any_work(tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("not a folder")
+    out = blocker / "run"
+    result = cli("run", "--prompt", "jazz", "--duration", "2", "--out", out)
+    assert result.returncode == 2 and "notes.txt is not a folder" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and blocker.read_text() == "not a folder"
+
+
 def test_unloadable_musicgen_exits_3_with_the_fix(tmp_path):
     out = tmp_path / "out"
     result = cli("run", "--prompt", "jazz", "--duration", "2", "--out", out,
