@@ -231,9 +231,11 @@ def test_ctrl_c_during_generation_stops_both_processes_and_writes_nothing(tmp_pa
 
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **models_env}
+    # A background job of a non-interactive shell (how CI may run us) ignores SIGINT, and the
+    # command would inherit that; Ctrl-C in a terminal has its default action, so give it that.
     proc = subprocess.Popen([sys.executable, "-m", "restoration", "run", "--prompt", "drone", "--duration", "30",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=ROOT)
+                            cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in proc.stdout:  # wait until MusicGen is sampling
             if line.startswith("[generating]"):
