@@ -714,35 +714,12 @@ def warm_up(*, mode: str | None = None, duration_s: float = 5.0) -> dict:
 
     Loads MusicGen in ``mode`` (default: what :func:`restoration.generation.resolve_mode`
     gives, ``"exact"`` unless ``MUSICGEN_QUANTIZE=int8``) and Demucs, and warms librosa, numba
-    and the figures for a ``duration_s`` clip. A model that cannot be loaded is skipped (the
-    page says so, and the request will explain); nothing here raises. Returns seconds per step.
+    and the figures for a ``duration_s`` clip (:func:`restoration.pipeline.warm_up`). Nothing
+    here raises. Returns seconds per step.
     """
-    from . import generation as gen
-    from . import plots, separation
-    from .gating import spectral_gate
-    from .metrics import measure_versions
+    from .pipeline import warm_up as warm_pipeline
 
-    timings: dict[str, float] = {}
-
-    def step(name: str, fn) -> None:
-        start = time.perf_counter()
-        try:
-            fn()
-        except RestorationError as exc:
-            logger.info("warm-up: %s skipped: %s", name, exc)
-        except Exception:  # warming is an optimisation; a failure here must not stop the app
-            logger.exception("warm-up: %s failed", name)
-        timings[name] = round(time.perf_counter() - start, 3)
-
-    def metrics() -> None:
-        noise = (np.random.default_rng(0).standard_normal((1, 32000)) * 0.1).astype(np.float32)
-        measure_versions({"input": noise, "spectral_gating": spectral_gate(noise, 32000)}, 32000)
-
-    step("figures", lambda: plots.warm_up(duration_s=duration_s))
-    step("metrics", metrics)
-    step("MusicGen", lambda: gen.load_musicgen(mode=gen.resolve_mode(mode)))
-    step("Demucs", separation.load_demucs)
-    return timings
+    return warm_pipeline(duration_s=duration_s, musicgen=True, mode=mode)
 
 
 def model_status() -> dict:

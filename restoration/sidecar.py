@@ -197,32 +197,20 @@ def _peak_rss() -> dict:
 
 
 def _warm_up(*, duration_s: float, sample_rate: int) -> float:
-    """Import and load the restoration side and pay its first-call costs; seconds taken.
+    """:func:`restoration.pipeline.warm_up` (without MusicGen) on one thread; seconds taken.
 
-    Runs on one thread: the parent is importing and loading MusicGen on the other core.
-    A failure here is left for the real call to report (a missing Demucs model, say).
+    One thread: the parent is importing and loading MusicGen on the other core. A failure
+    here is left for the real call to report (a missing Demucs model, say).
     """
     start = time.perf_counter()
+    import torch
+
+    from .pipeline import warm_up
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            import numpy as np
-
-            from . import plots, separation
-            from .errors import RestorationError
-            from .gating import spectral_gate
-            from .metrics import measure_versions
-
-            with contextlib.suppress(RestorationError):
-                separation.load_demucs()
-            plots.warm_up(duration_s=duration_s, sample_rate=sample_rate)
-            noise = (np.random.default_rng(0).standard_normal((1, sample_rate)) * 0.1).astype(np.float32)
-            measure_versions({"input": noise, "spectral_gating": spectral_gate(noise, sample_rate)}, sample_rate)
-        finally:
-            torch.set_num_threads(threads)
-    except Exception:  # an optimisation only: the real call will do (and report) what failed here
-        logger.debug("restoration warm-up failed", exc_info=True)
+        warm_up(duration_s=duration_s, sample_rate=sample_rate)
+    finally:
+        torch.set_num_threads(threads)
     return time.perf_counter() - start
