@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,7 +143,7 @@ def test_cli_create_list_export_and_errors(data, capsys):
     assert cli_main(["listening", "export", "--out", str(out)]) == 0
     assert cli_main(["listening", "export", "--out", str(out), "--test", "class"]) == 0  # replaces the file
     assert "wrote 0 ratings" in capsys.readouterr().out
-    assert out.read_text().splitlines() == [",".join(store.EXPORT_COLUMNS)]
+    assert out.read_text().splitlines() == [",".join(store.EXPORT_COLUMNS + ("excluded_by",))]
     assert cli_main(["listening", "export", "--out", str(out), "--test", "nope"]) == 2
     assert cli_main(["listening", "results"]) == 0
 
@@ -197,3 +198,41 @@ def test_writing_a_trial_again_updates_its_rows_instead_of_adding_any(data):
                                            for r in rows])
         after = conn.execute("SELECT rating, revision FROM ratings").fetchall()
     assert [tuple(r) for r in after] == [(30.0, 3)] * 4
+
+
+def _condition_of(path) -> str:
+    with store.connect() as conn:
+        return conn.execute("SELECT condition FROM stimuli WHERE file_name = ?", (Path(path).name,)).fetchone()[0]
+
+
+def _take_part(test_id, name, *, scored_trials, anchor=10.0):
+    """A listener through the store's own steps: practice, then ``scored_trials`` trials, every version at 10
+    except the anchor (``anchor``). Returns the session id."""
+    sid = store.create_session(f"participant-{name}-0123456789", test_id, device="Headphones", experience="None")
+    step = store.finish_calibration(sid, store.current_step(sid).nonce)
+    done = 0
+    while step.stage in ("training", "trials") and (step.stage == "training" or done < scored_trials):
+        ratings = {letter: (anchor if _condition_of(path) == "anchor" else 10.0) for letter, path in step.players}
+        done += step.stage == "trials"
+        step = store.submit_ratings(sid, step.nonce, ratings, played={letter: True for letter in ratings})
+    return sid
+
+
+def test_export_names_the_screening_rule_that_excludes_each_listener(data, capsys):
+    import csv
+
+    make_batch(data / "batch", per_genre=1)
+    info = build.create_test("screened", from_dir=data / "batch", n_clips=3)
+    keeps = _take_part(info["id"], "keeps", scored_trials=3)
+    anchor = _take_part(info["id"], "anchor", scored_trials=3, anchor=100.0)  # anchor above 90 in all 3 trials
+    quits = _take_part(info["id"], "quits", scored_trials=1)  # 1 of 3 trials: under 80 % complete
+    out = data / "export.csv"
+    assert cli_main(["listening", "export", "--out", str(out), "--test", "screened"]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    by_session = {}
+    for row in rows:
+        by_session.setdefault(row["session"], set()).add(row["excluded_by"])
+    assert by_session == {keeps: {""}, anchor: {"anchor"}, quits: {"incomplete"}}
+    # practice and scored rows alike: 4 versions × (1 + trials) per listener
+    assert len(rows) == 4 * (1 + 3) + 4 * (1 + 3) + 4 * (1 + 1)
+    assert f"wrote {len(rows)} ratings" in capsys.readouterr().out

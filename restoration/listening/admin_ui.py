@@ -70,8 +70,9 @@ def _export(test_name):
         raise BadInputError("choose a test first")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name).strip("-") or "test"
     out = Path(tempfile.mkdtemp(prefix="listening-export-")) / f"listening-{safe}.csv"
-    path, n = store.export_csv(out, test_name)
-    return str(path), f"Exported {n} ratings (one row each) from a consistent snapshot."
+    path, n = results.export_csv(out, test_name)
+    return str(path), (f"Exported {n} ratings (one row each) from a consistent snapshot; "
+                       "`excluded_by` names the screening rules that exclude a row's listener.")
 
 
 def _activate(test_name):

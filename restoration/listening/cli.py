@@ -43,9 +43,9 @@ def cmd_results(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from . import store
+    from . import results
 
-    path, n = store.export_csv(args.out, args.test)
+    path, n = results.export_csv(args.out, args.test)
     print(f"wrote {n} ratings to {path}")
     return 0
 

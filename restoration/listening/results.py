@@ -7,6 +7,7 @@ never call it from a participant's handler.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import store
 from .session import REVEAL_NAMES
@@ -28,14 +29,33 @@ def load_results(test_ref: str | None = None, *, include_everyone: bool = False,
     """Analyse one test (the active one by default) from a consistent snapshot."""
     test = store.get_test(test_ref, path)
     with store.snapshot(path) as snap:
-        rows = store.rating_rows(test["id"], conn=snap)
-        listeners = list(store.session_counts(test["id"], conn=snap))
-        trials = snap.execute("SELECT id, genre, prompt FROM trials WHERE test_id = ? AND is_training = 0",
-                              (test["id"],)).fetchall()
+        analysis, trials = _analyse(snap, test, include_everyone=include_everyone)
     labels = {t["id"]: f"{t['genre']}: {t['prompt']}" for t in trials}
+    return TestResults(test=test, n_trials=len(trials), analysis=analysis, clip_labels=labels)
+
+
+def _analyse(snap, test: dict, *, include_everyone: bool = False) -> tuple[Analysis, list]:
+    rows = store.rating_rows(test["id"], conn=snap)
+    listeners = list(store.session_counts(test["id"], conn=snap))
+    trials = snap.execute("SELECT id, genre, prompt FROM trials WHERE test_id = ? AND is_training = 0",
+                          (test["id"],)).fetchall()
     analysis = analyze(ratings_from_rows(rows), n_trials=len(trials), listeners=listeners,
                        include_everyone=include_everyone)
-    return TestResults(test=test, n_trials=len(trials), analysis=analysis, clip_labels=labels)
+    return analysis, trials
+
+
+def export_csv(out, test_ref: str | None = None, *, path=None) -> tuple[Path, int]:
+    """:func:`store.export_csv` plus ``excluded_by``: the screening rules that exclude each row's listener.
+
+    ``incomplete``, ``anchor`` and ``agreement`` joined by ``;`` (see :func:`.stats.screen`),
+    empty for a listener the analysis keeps; computed from the same snapshot as the rows.
+    """
+
+    def exclusions(snap, test):
+        analysis, _ = _analyse(snap, test)
+        return {s.listener: {"excluded_by": ";".join(s.reasons)} for s in analysis.screened}
+
+    return store.export_csv(out, test_ref, path, annotate=exclusions, extra_columns=("excluded_by",))
 
 
 def _f(x, fmt=".1f") -> str:

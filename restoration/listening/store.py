@@ -621,8 +621,13 @@ def snapshot(path=None):
             conn.close()
 
 
-def export_csv(out, test_ref: str | None = None, path=None) -> tuple[Path, int]:
-    """Write a long-format CSV (a row per rating) of one test from a snapshot; returns (file, rows)."""
+def export_csv(out, test_ref: str | None = None, path=None, *, annotate=None,
+               extra_columns: tuple[str, ...] = ()) -> tuple[Path, int]:
+    """Write a long-format CSV (a row per rating) of one test from a snapshot; returns (file, rows).
+
+    ``annotate(snapshot_connection, test) -> {session id: {column: value}}``, when given, adds
+    ``extra_columns`` per listener, computed from the same snapshot as the rows.
+    """
     test = get_test(test_ref, path)
     out = Path(out)
     if out.is_dir():
@@ -630,12 +635,15 @@ def export_csv(out, test_ref: str | None = None, path=None) -> tuple[Path, int]:
     out.parent.mkdir(parents=True, exist_ok=True)
     with snapshot(path) as snap:
         rows = rating_rows(test["id"], conn=snap)
+        per_session = annotate(snap, test) if annotate is not None else {}
+    columns = EXPORT_COLUMNS + tuple(extra_columns)
     tmp = out.with_name(f".{out.name}.partial")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in EXPORT_COLUMNS})
+            row = {**row, **per_session.get(row["session"], {})}
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     tmp.replace(out)
     return out, len(rows)
 
