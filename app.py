@@ -301,13 +301,21 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
     yield {**panel.cleared("Starting…"), **seed_update}
     stream = _stream_on_device(run, session)
     finished = False
+    status_shown = False
     try:
         for event in stream:
             if event.kind == "progress":
                 progress(support.overall_fraction(run.kind, event.stage, event.fraction, event.detail),
                          desc=support.stage_text(event.stage, event.detail))
             elif event.kind == "chunk":
-                yield {panel.audio["input"]: event.path, panel.status: f"Generating… {event.detail} so far"}
+                # The status is written with the first chunk only (the progress bar counts tokens):
+                # a later chunk yielded as Stop is pressed could arrive after Stop's "Stopped."
+                # (another channel) and overwrite it.
+                update = {panel.audio["input"]: event.path}
+                if not status_shown:
+                    update[panel.status] = "Generating… the Input player plays the audio so far."
+                    status_shown = True
+                yield update
             elif event.kind == "done":
                 finished = True
                 yield panel.filled(event.result, matched=matched)
