@@ -289,7 +289,7 @@ def resolve_models(choice: str, *, log=print) -> tuple[dict, dict]:
     else:
         folder = data_dir() / "bench-models" / RANDOM_MUSICGEN
         if not (folder / "model.safetensors").is_file():
-            from .random_musicgen import build_musicgen_small_random
+            from .standins.musicgen import build_musicgen_small_random
 
             log(f"[bench] {status['model_id']} is not on this disk: building the full-size musicgen-small "
                 f"architecture with random weights (587 M parameters, 2.4 GB) into {folder}, once…")
@@ -311,7 +311,7 @@ def resolve_models(choice: str, *, log=print) -> tuple[dict, dict]:
     else:
         repo = data_dir() / "bench-models" / "demucs"
         if not (repo / f"{RANDOM_DEMUCS}.th").is_file():
-            from .random_demucs import build_htdemucs_random
+            from .standins.demucs import build_htdemucs_random
 
             log(f"[bench] {demucs['model']} weights are not on this disk: building the full-size htdemucs "
                 f"architecture with random weights (27 M parameters, 0.1 GB) into {repo}, once…")

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_musicgen_dir(tmp_path_factory):
     """A tiny random MusicGen (model + processor, < 1 MB) saved with save_pretrained, built once per session."""
-    from restoration.random_musicgen import build_tiny_musicgen
+    from restoration.standins.musicgen import build_tiny_musicgen
 
     return build_tiny_musicgen(tmp_path_factory.mktemp("musicgen") / "tiny-musicgen", seed=0)
 
@@ -47,7 +47,7 @@ def tiny_demucs_repo(tmp_path_factory):
     HT pad-to-segment path, a clip longer than 1 s (or shifted by up to 0.5 s) spans several
     overlapping chunks, and each chunk costs a seventh of the compute.
     """
-    from restoration.random_demucs import build_tiny_demucs_repo
+    from restoration.standins.demucs import build_tiny_demucs_repo
 
     return build_tiny_demucs_repo(tmp_path_factory.mktemp("demucs-repo"), name="tiny_htdemucs", seed=0, segment_s=1.0)
 

@@ -17,7 +17,7 @@ import torch
 
 from restoration import separation
 from restoration.errors import BadInputError, CancelledError, ModelUnavailableError
-from restoration.random_demucs import build_htdemucs_random, build_tiny_demucs_repo
+from restoration.standins.demucs import build_htdemucs_random, build_tiny_demucs_repo
 from restoration.settings import DemucsSettings
 
 STEMS = ("drums", "bass", "other", "vocals")
