@@ -195,7 +195,8 @@ def _atomic_text(path: Path, text: str) -> None:
 def summary_plot(summary: list[dict], path) -> Path:
     """Bars of the mean per version for the main metrics (all genres), with 95 % CI whiskers."""
     from .metrics import METRIC_INFO
-    from .plots import COLORS, TITLES, _figure
+    from .plots import _figure
+    from .versions import COLORS, TITLES
 
     overall = [r for r in summary if r["genre"] == "all"]
     versions = sorted({r["version"] for r in overall}, key=lambda v: ("input", "demucs", "spectral_gating").index(v)

@@ -13,12 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from .settings import MetricSettings
+from . import versions as _versions
 
 DB_RANGE = 80.0  # dB shown below the loudest Mel bin of all versions
 N_MELS = 128
-COLORS = {"input": "#444444", "demucs": "#1f77b4", "spectral_gating": "#d62728"}
 _MEL_MARGINS = {"left": 0.14, "right": 0.99, "bottom": 0.15, "top": 0.9}
-TITLES = {"input": "Input", "demucs": "Demucs", "spectral_gating": "Spectral gating"}
+#: The colour bar of the Mel spectrograms: 0 dB is the loudest bin of all versions of the clip.
+MEL_COLORBAR_LABEL = "dB below the loudest bin"
+#: The long-term spectrum's margins: the legend sits outside the axes, right of the curves.
+_SPECTRUM_MARGINS = {"left": 0.08, "right": 0.80, "bottom": 0.14, "top": 0.9}
+SPECTRUM_TITLE = "Were the highs restored? Long-term average spectrum"
 #: zlib level of the PNGs: 1 encodes a spectrogram ~3× faster than PIL's default 6, for files a
 #: few per cent larger (spectrograms are noise-like and barely compress); the pixels are the same.
 PNG_OPTIONS = {"compress_level": 1}
@@ -35,9 +39,12 @@ def _mel_basis(sample_rate: int, n_fft: int) -> np.ndarray:
 
 
 def mel_db(audio: np.ndarray, sample_rate: int, *, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """Mel power spectrogram in dB re full scale (10·log10 P, floored at −160 dB), channels averaged.
+    """Mel power spectrogram in dB (10·log10 P, floored at −160 dB), channels averaged.
 
     P = M · |STFT|², with M librosa's Slaney-normalised Mel filterbank (128 bands up to Nyquist).
+    The filterbank's normalisation scales every band, so these dB are not "re full scale": only
+    differences between bins and between versions mean anything. The figures show them relative
+    to the loudest bin of all versions (:func:`mel_spectrograms`).
     """
     import librosa
 
@@ -139,16 +146,19 @@ def mel_spectrograms(
 ) -> dict[str, Path]:
     """One Mel spectrogram PNG per version, on one shared dB colour scale and identical axes.
 
-    The scale runs from the loudest bin of all versions down ``DB_RANGE`` = 80 dB, so a
-    darker image always means less energy. Returns name → ``mel_<name>.png``.
+    Levels are in dB relative to the loudest Mel bin of all versions (0 dB), and the scale runs
+    down ``DB_RANGE`` = 80 dB from there, so a darker image always means less energy and the
+    same colour means the same level in every version. Returns name → ``mel_<name>.png``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = specs or {name: mel_db(audio, sample_rate, hop_length=hop_length) for name, audio in versions.items()}
-    vmax = max(float(s.max()) for s in specs.values())
+    loudest = max(float(s.max()) for s in specs.values())
+    relative = {name: spec - loudest for name, spec in specs.items()}
     paths = {name: out_dir / f"mel_{name}.png" for name in specs}
-    _save_mel_series(specs, sample_rate, paths, {n: TITLES.get(n, n) for n in specs}, hop_length=hop_length,
-                     vmin=vmax - DB_RANGE, vmax=vmax, cmap="magma", colorbar_label="dB re full scale")
+    titles = {n: _versions.TITLES.get(n, n) for n in specs}
+    _save_mel_series(relative, sample_rate, paths, titles, hop_length=hop_length,
+                     vmin=-DB_RANGE, vmax=0.0, cmap="magma", colorbar_label=MEL_COLORBAR_LABEL)
     return paths
 
 
@@ -167,7 +177,7 @@ def mel_differences(
     if not specs:
         return {}
     paths = {name: out_dir / f"mel_diff_{name}.png" for name in specs}
-    titles = {n: f"{TITLES.get(n, n)} − input (Mel dB)" for n in specs}
+    titles = {n: f"{_versions.TITLES.get(n, n)} − input (Mel dB)" for n in specs}
     _save_mel_series(specs, sample_rate, paths, titles, hop_length=hop_length, vmin=-20.0, vmax=20.0,
                      cmap="RdBu_r", colorbar_label="dB (output − input)")
     return paths
@@ -208,11 +218,12 @@ class _SpectrumCanvas:
     """
 
     def __init__(self, names: tuple, sample_rate: int, band_hz: float, cutoff_hz: float):
-        fig = _figure(10.0, 3.6, margins={"left": 0.08, "right": 0.99, "bottom": 0.14, "top": 0.9})
+        fig = _figure(10.0, 3.6, margins=_SPECTRUM_MARGINS)
         ax = fig.add_subplot()
         self.figure, self.axes = fig, ax
         self.lines = [
-            ax.semilogx([1.0, 2.0], [0.0, 0.0], label=TITLES.get(name, name), color=COLORS.get(name), linewidth=1.2)[0]
+            ax.semilogx([1.0, 2.0], [0.0, 0.0], label=_versions.TITLES.get(name, name),
+                        color=_versions.COLORS.get(name), linewidth=1.2)[0]
             for name in names
         ]
         self.cutoff = ax.axvline(cutoff_hz, color="black", linestyle="--", linewidth=1)
@@ -222,9 +233,10 @@ class _SpectrumCanvas:
         ax.set_ylim(-100.0, 5.0)
         ax.set_xlabel("frequency (Hz)")
         ax.set_ylabel("power spectral density (dB re FS²/Hz)")
-        ax.set_title("Were the highs restored? Long-term average spectrum")
+        ax.set_title(SPECTRUM_TITLE)
         ax.grid(True, which="both", alpha=0.3)
-        self.legend = ax.legend(loc="lower left", fontsize=8)
+        # Outside the axes, so it never covers a curve.
+        self.legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
         # Drawn per call, in a full draw's order: axes (zorder 1.5, below lines), lines (2),
         # spines (2.5), text (3), legend (5).
         self.changing = [ax.yaxis, *self.lines, self.cutoff, *ax.spines.values(), self.text, self.legend]
@@ -268,9 +280,56 @@ def warm_up(*, duration_s: float = 5.0, sample_rate: int = 32000) -> None:
 
     frames = int(round(duration_s * sample_rate))
     audio = (np.random.default_rng(0).standard_normal((1, frames)) * 0.1).astype(np.float32)
-    versions = {name: audio for name in TITLES}
+    versions = {name: audio for name in _versions.VERSIONS}
     with tempfile.TemporaryDirectory() as tmp:
         specs = {name: mel_db(audio, sample_rate) for name in versions}
         mel_spectrograms(versions, sample_rate, tmp, specs=specs)
         mel_differences(versions, sample_rate, tmp, specs=specs)
         average_spectra(versions, sample_rate, Path(tmp) / "spectrum.png")
+
+
+# --------------------------------------------------------------------------- alt text
+
+
+def _khz(hz: float) -> str:
+    return f"{hz / 1000:.1f} kHz"
+
+
+def mel_alt_text(version: str, *, duration_s: float, sample_rate: int, bandwidth_hz: float | None = None,
+                 title: str | None = None) -> str:
+    """What the Mel spectrogram of ``version`` shows, for a screen reader (the image's ``alt``).
+
+    ``bandwidth_hz`` (the version's 99 % roll-off, from the metrics) says where its energy ends.
+    """
+    name = title or _versions.TITLES.get(version, version)
+    text = (f"Mel spectrogram of {name}: time 0 to {duration_s:.1f} s across, frequency 0 to "
+            f"{_khz(sample_rate / 2)} upwards on a Mel scale; brighter means louder, from 0 dB (the loudest "
+            f"bin of all versions) down to −{DB_RANGE:g} dB.")
+    if bandwidth_hz is not None:
+        text += f" 99 % of its energy lies below {_khz(bandwidth_hz)}."
+    return text
+
+
+def mel_difference_alt_text(version: str, *, duration_s: float, sample_rate: int,
+                            hber_delta_db: float | None = None) -> str:
+    """What the difference spectrogram of ``version`` (output − input) shows, for a screen reader."""
+    name = _versions.TITLES.get(version, version)
+    text = (f"Difference of Mel spectrograms, {name} minus input, over {duration_s:.1f} s and 0 to "
+            f"{_khz(sample_rate / 2)}: red where {name} added energy, blue where it removed energy, "
+            "clipped at ±20 dB.")
+    if hber_delta_db is not None:
+        text += (f" Above the high-band cutoff it has {abs(hber_delta_db):.2g} dB "
+                 f"{'more' if hber_delta_db >= 0 else 'less'} energy share than the input.")
+    return text
+
+
+def spectrum_alt_text(bandwidths_hz: dict[str, float | None], *, cutoff_hz: float, band_hz: float) -> str:
+    """What the long-term spectrum shows: one curve per version, the cutoff, and where each curve ends."""
+    names = [_versions.TITLES.get(v, v) for v in bandwidths_hz]
+    text = (f"Long-term average spectrum, level in dB against frequency on a log scale, one curve each for "
+            f"{', '.join(names)}. A dashed line marks the {_khz(cutoff_hz)} high-band cutoff; above "
+            f"{_khz(band_hz)} is shaded, outside the analysis band.")
+    ends = [f"{_versions.TITLES.get(v, v)} {_khz(hz)}" for v, hz in bandwidths_hz.items() if hz is not None]
+    if ends:
+        text += f" 99 % of the energy lies below: {'; '.join(ends)}."
+    return text

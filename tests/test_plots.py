@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from restoration import plots
+from restoration.versions import COLORS, TITLES
 from restoration.settings import MetricSettings
 
 NAMES = ("input", "demucs", "spectral_gating")
@@ -36,13 +37,13 @@ def full_draw_mel(spec, sample_rate, path, *, title, vmin, vmax, cmap, label):
 
 
 def full_draw_spectrum(versions, sample_rate, path, settings=MetricSettings()):
-    fig = plots._figure(10.0, 3.6, margins={"left": 0.08, "right": 0.99, "bottom": 0.14, "top": 0.9})
+    fig = plots._figure(10.0, 3.6, margins={"left": 0.08, "right": 0.80, "bottom": 0.14, "top": 0.9})
     ax = fig.add_subplot()
     top = -np.inf
     for name, audio in versions.items():
         freqs, db = plots.average_spectrum_db(audio, sample_rate)
         top = max(top, float(db[1:].max()))
-        ax.semilogx(freqs[1:], db[1:], label=plots.TITLES.get(name, name), color=plots.COLORS.get(name), linewidth=1.2)
+        ax.semilogx(freqs[1:], db[1:], label=TITLES.get(name, name), color=COLORS.get(name), linewidth=1.2)
     band = settings.band_limit_hz(sample_rate)
     ax.axvline(settings.hber_cutoff_hz, color="black", linestyle="--", linewidth=1)
     ax.text(settings.hber_cutoff_hz, 0.98, " HBER cutoff", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
@@ -53,7 +54,7 @@ def full_draw_spectrum(versions, sample_rate, path, settings=MetricSettings()):
     ax.set_ylabel("power spectral density (dB re FS²/Hz)")
     ax.set_title("Were the highs restored? Long-term average spectrum")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.savefig(path)
 
 
@@ -73,13 +74,13 @@ def test_cached_canvases_draw_the_pixels_of_a_full_draw(tmp_path, seed, seconds,
 
     slow = tmp_path / "slow"
     slow.mkdir()
-    vmax = max(float(s.max()) for s in specs.values())
+    loudest = max(float(s.max()) for s in specs.values())
     for name in NAMES:
-        full_draw_mel(specs[name], sample_rate, slow / mel[name].name, title=plots.TITLES[name],
-                      vmin=vmax - plots.DB_RANGE, vmax=vmax, cmap="magma", label="dB re full scale")
+        full_draw_mel(specs[name] - loudest, sample_rate, slow / mel[name].name, title=TITLES[name],
+                      vmin=-plots.DB_RANGE, vmax=0.0, cmap="magma", label="dB below the loudest bin")
     for name in NAMES[1:]:
         full_draw_mel(specs[name] - specs["input"], sample_rate, slow / diff[name].name,
-                      title=f"{plots.TITLES[name]} − input (Mel dB)", vmin=-20.0, vmax=20.0, cmap="RdBu_r",
+                      title=f"{TITLES[name]} − input (Mel dB)", vmin=-20.0, vmax=20.0, cmap="RdBu_r",
                       label="dB (output − input)")
     full_draw_spectrum(versions, sample_rate, slow / "spectrum.png")
 
@@ -89,3 +90,41 @@ def test_cached_canvases_draw_the_pixels_of_a_full_draw(tmp_path, seed, seconds,
         assert got.shape == expected.shape, path.name
         differing = int((got != expected).any(axis=-1).sum())
         assert differing == 0, f"{path.name}: {differing} pixels differ from a full draw"
+
+
+def test_mel_colour_scale_is_relative_to_the_loudest_bin(tmp_path):
+    """The loudest bin of all versions is 0 dB, the bar runs 80 dB down from it (never above 0)."""
+    versions = clip_versions(0, 2.0, 32000)
+    plots.mel_spectrograms(versions, 32000, tmp_path)
+    shape = tuple(plots.mel_db(versions["input"], 32000).shape)
+    canvas = plots._mel_canvas(shape, 32000, 512, "magma", plots.MEL_COLORBAR_LABEL)
+    assert canvas.image.get_clim() == (-plots.DB_RANGE, 0.0)
+    assert canvas.colorbar.ax.get_ylabel() == "dB below the loudest bin"
+    ticks = canvas.colorbar.get_ticks()
+    assert max(ticks) <= 0.0 and min(ticks) >= -plots.DB_RANGE
+
+
+def test_spectrum_legend_lies_outside_the_curves(tmp_path):
+    """The legend's box and the axes' box do not overlap, so no curve is ever hidden."""
+    versions = clip_versions(1, 2.0, 32000)
+    plots.average_spectra(versions, 32000, tmp_path / "spectrum.png")
+    settings = MetricSettings()
+    canvas = plots._spectrum_canvas(tuple(versions), 32000, float(settings.band_limit_hz(32000)),
+                                    float(settings.hber_cutoff_hz))
+    renderer = canvas.figure.canvas.get_renderer()
+    legend = canvas.legend.get_window_extent(renderer)
+    axes = canvas.axes.get_window_extent(renderer)
+    assert legend.x0 >= axes.x1, (legend, axes)
+    assert legend.x1 <= canvas.figure.bbox.x1  # and it is not cut off
+
+
+def test_alt_texts_say_what_each_figure_shows():
+    mel = plots.mel_alt_text("demucs", duration_s=5.0, sample_rate=32000, bandwidth_hz=11_250.0)
+    assert mel.startswith("Mel spectrogram of Demucs")
+    assert "5.0 s" in mel and "16.0 kHz" in mel and "−80 dB" in mel and "below 11.2 kHz" in mel
+    diff = plots.mel_difference_alt_text("spectral_gating", duration_s=3.0, sample_rate=44100, hber_delta_db=-2.5)
+    assert "Spectral gating minus input" in diff and "2.5 dB less" in diff and "22.1 kHz" in diff
+    spectrum = plots.spectrum_alt_text({"input": 8000.0, "demucs": None, "spectral_gating": 7000.0},
+                                       cutoff_hz=8000.0, band_hz=15000.0)
+    assert "Input, Demucs, Spectral gating" in spectrum
+    assert "8.0 kHz high-band cutoff" in spectrum and "Input 8.0 kHz; Spectral gating 7.0 kHz" in spectrum
