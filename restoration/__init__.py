@@ -2,7 +2,8 @@
 
 Public surface (audio is float32 ``(channels, frames)`` plus a sample rate in Hz):
 
-- :func:`run_prompt` / :func:`run_file` / :func:`compare` — the pipeline, returning a :class:`Report`
+- :func:`run` — the pipeline (a prompt, a file or a clip in memory → a :class:`Report`);
+  :func:`run_prompt` / :func:`run_file` / :func:`run_generated` call it; :func:`compare` is its second half
 - :func:`write_report` — wavs, PNGs, ``metrics.json``, ``metrics.csv``, ``report.json``
 - :func:`generate` — MusicGen (``MUSICGEN_MODEL``), :func:`restore` — Demucs (``DEMUCS_MODEL``/``DEMUCS_REPO``),
   :func:`spectral_gate` — noisereduce
@@ -17,10 +18,12 @@ from .errors import BadInputError, CancelledError, ModelUnavailableError, Restor
 from .settings import DemucsSettings, GatingSettings, GenerationSettings, MetricSettings
 
 _LAZY = {
+    "run": "pipeline",
     "run_prompt": "pipeline",
+    "run_generated": "pipeline",
     "run_file": "pipeline",
     "compare": "pipeline",
-    "Report": "pipeline",
+    "Report": "report",
     "write_report": "outputs",
     "generate": "generation",
     "restore": "separation",

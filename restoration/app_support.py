@@ -530,39 +530,22 @@ def _cancelled() -> RestorationError:
 
 
 def _compute(request: RunRequest, events: queue.Queue, stop_event, stream_dir: Path):
-    from . import pipeline
-    from .audio import check_not_silent, read_audio
+    from .pipeline import run
 
     def progress(stage: str, fraction, detail: str = "") -> None:
         events.put(RunEvent("progress", stage, fraction, detail))
 
-    common = dict(
-        demucs=request.demucs, gating=request.gating, metrics=request.metrics,
-        require_demucs=False, progress=progress, stop_event=stop_event,
-    )
+    def on_chunk(audio_so_far: np.ndarray, sample_rate: int) -> None:
+        from .audio import write_wav
+
+        path = write_wav(stream_dir / "input.wav", audio_so_far, sample_rate, subtype="FLOAT")
+        events.put(RunEvent("chunk", path=str(path), detail=f"{audio_so_far.shape[-1] / sample_rate:.1f} s"))
+
+    common = dict(demucs=request.demucs, gating=request.gating, metrics=request.metrics, require_demucs=False,
+                  progress=progress, stop_event=stop_event)
     if request.kind == "prompt":
-        from . import generation as gen
-
-        def on_chunk(audio_so_far: np.ndarray, sample_rate: int) -> None:
-            from .audio import write_wav
-
-            path = write_wav(stream_dir / "input.wav", audio_so_far, sample_rate, subtype="FLOAT")
-            events.put(RunEvent("chunk", path=str(path), detail=f"{audio_so_far.shape[-1] / sample_rate:.1f} s"))
-
-        timings: dict[str, float] = {}
-        audio, sample_rate = pipeline.generate_input(
-            request.prompt, generation=request.generation, progress=progress, stop_event=stop_event,
-            on_chunk=on_chunk, timings=timings,
-        )
-        source = {"kind": "prompt", "prompt": request.prompt, "seed": request.generation.seed,
-                  "model": _display_model(gen.current_model_id())}
-        report = pipeline.compare(audio, sample_rate, source=source, timings=timings,
-                                  extra_settings={"generation": asdict(request.generation)}, **common)
-    else:
-        audio, sample_rate = read_audio(request.audio_path)
-        check_not_silent(audio, name=f"{request.audio_name or 'the audio'}")
-        report = pipeline.compare(audio, sample_rate, source={"kind": "file", "file": request.audio_name}, **common)
-    return report
+        return run(prompt=request.prompt, generation=request.generation, on_chunk=on_chunk, **common)
+    return run(file=request.audio_path, file_name=request.audio_name or "the audio", **common)
 
 
 def _write(report, request: RunRequest, run_dir: Path, key: str) -> None:
@@ -577,9 +560,9 @@ def _write(report, request: RunRequest, run_dir: Path, key: str) -> None:
 
 
 def _display_model(model_id: str) -> str:
-    """A model id safe to show: a local folder is shown by its name only, never its server path."""
-    path = Path(model_id)
-    return path.name if (path.is_absolute() or model_id.startswith((".", "~")) or model_id.count("/") > 1) else model_id
+    from .pipeline import public_model_name
+
+    return public_model_name(model_id)
 
 
 # --------------------------------------------------------------------------- tables and text
@@ -717,7 +700,7 @@ def warm_up(*, mode: str | None = None, duration_s: float = 5.0) -> dict:
     and the figures for a ``duration_s`` clip (:func:`restoration.pipeline.warm_up`). Nothing
     here raises. Returns seconds per step.
     """
-    from .pipeline import warm_up as warm_pipeline
+    from .warmup import warm_up as warm_pipeline
 
     return warm_pipeline(duration_s=duration_s, musicgen=True, mode=mode)
 

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from .cluster import add_ray_options, cluster_from_args
 from .errors import BadInputError, RestorationError
 
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(p, duration_default="5")
     p.add_argument("--out", required=True, type=Path)
     _add_restoration_options(p)
+    add_ray_options(p)
 
     p = sub.add_parser("doctor", help="what is installed, the device, and whether model weights are reachable")
     p.add_argument("--json", action="store_true")
@@ -163,28 +165,28 @@ def _print_summary(report, out: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import run_prompt
+    from .pipeline import run
     from .settings import validate_prompt
     from .sidecar import finisher
 
-    prompt = validate_prompt(args.prompt)
+    validate_prompt(args.prompt)  # bad input exits before the second process starts
     generation = generation_from_args(args, seed=args.seed)
     demucs, gating, metrics = settings_from_args(args)
     printer = _stage_printer()
     # Demucs, metrics and figures get ready in a second process while MusicGen loads and samples.
     with finisher(out=args.out, progress=printer, duration_s=generation.duration_s) as finish:
-        report = run_prompt(prompt, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
-                            progress=printer, finish=finish)
+        report = run(prompt=args.prompt, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
+                     progress=printer, finish=finish)
     _print_summary(report, args.out)
     return 0
 
 
 def cmd_restore(args) -> int:
     from .outputs import write_report
-    from .pipeline import run_file
+    from .pipeline import run
 
     demucs, gating, metrics = settings_from_args(args)
-    report = run_file(args.file, demucs=demucs, gating=gating, metrics=metrics, progress=_stage_printer())
+    report = run(file=args.file, demucs=demucs, gating=gating, metrics=metrics, progress=_stage_printer())
     write_report(report, args.out)
     _print_summary(report, args.out)
     return 0
@@ -195,6 +197,13 @@ def cmd_batch(args) -> int:
 
     generation = generation_from_args(args)
     demucs, gating, metrics = settings_from_args(args)
+    cluster = cluster_from_args(args)
+    if cluster is not None:
+        from .cluster import report, run_batch_on_ray
+
+        counts = run_batch_on_ray(args.prompts, args.out, seeds=args.seeds, generation=generation, demucs=demucs,
+                                  gating=gating, metrics=metrics, cluster=cluster)
+        return report(counts, args.out)
     counts = run_batch(args.prompts, args.out, seeds=args.seeds, generation=generation, demucs=demucs,
                        gating=gating, metrics=metrics)
     print(f"{counts['clips']} clips ({counts['ran']} run, {counts['skipped']} already done); "

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import plots
 from .audio import write_wav
 from .metrics import METRIC_INFO
-from .pipeline import Report
+from .report import Report
 
 LISTENING_DIR = "listening"
 

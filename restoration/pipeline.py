@@ -1,7 +1,19 @@
-"""The pipeline: prompt (or audio) → input, Demucs and spectral-gating versions → report.
+"""The pipeline: one flow from a prompt, a file or a clip in memory to a :class:`Report`.
+
+::
+
+    run(prompt=… | file=… | clip=…)        the one flow; progress, stop and streaming are parameters
+      1. the input clip:  generate_clip (MusicGen) | read_clip (a file) | a Clip already in memory
+      2. finish(...)      default finish_comparison: compare + total time; or the same elsewhere
+                          (restoration.sidecar runs it in a forked, warmed-up process and writes)
+           compare:       Demucs → spectral gating → metrics → loudness matching
+
+Front doors: :func:`run_prompt`, :func:`run_file`, and :func:`run_generated` for a clip
+MusicGen already produced (``batch`` generates several together, then finishes each here).
 
 Every version leaves this module at the input's sample rate, channel layout and length,
-so the metrics, plots and players compare like with like.
+so the metrics, plots and players compare like with like. Figures are drawn by
+:mod:`restoration.outputs`, not here.
 """
 
 from __future__ import annotations
@@ -9,53 +21,39 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .audio import LoudnessMatch, loudness_match, validate_audio
-from .errors import CancelledError, ModelUnavailableError
-from .settings import DemucsSettings, GatingSettings, GenerationSettings, MetricSettings
+from .audio import loudness_match, validate_audio
+from .errors import BadInputError, CancelledError, ModelUnavailableError
+from .report import Report
+from .settings import DemucsSettings, GatingSettings, GenerationSettings, MetricSettings, validate_prompt
+from .versions import DEMUCS, GATING, INPUT
 
-VERSIONS = ("input", "demucs", "spectral_gating")
+__all__ = ["Clip", "Progress", "Report", "compare", "finish_comparison", "generate_clip", "prompt_clip",
+           "public_model_name", "read_clip", "run", "run_file", "run_generated", "run_prompt"]
 
 #: progress(stage, fraction of the stage done or None, human detail)
 Progress = Callable[[str, "float | None", str], None]
+#: finish(audio, sample_rate, *, started, stop_event, **compare_kwargs) -> Report; see :func:`finish_comparison`
+Finish = Callable[..., Report]
 
 
-@dataclass
-class Report:
-    """Everything one comparison produced. Audio is float32 ``(channels, frames)`` at ``sample_rate``."""
+@dataclass(frozen=True)
+class Clip:
+    """An input clip in memory: float32 ``(channels, frames)`` audio at ``sample_rate`` Hz.
 
+    ``source`` goes to :attr:`Report.source` as it is; ``generation`` (for a generated clip)
+    goes to ``report.settings["generation"]``.
+    """
+
+    audio: np.ndarray
     sample_rate: int
-    versions: dict[str, np.ndarray]
-    residual: np.ndarray | None
-    listening: dict[str, np.ndarray]
-    loudness: dict[str, LoudnessMatch]
-    metrics: dict[str, dict]
     source: dict
-    settings: dict
-    timings_s: dict[str, float] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    figures: dict[str, Path] = field(default_factory=dict)
-    resources: dict[str, float] = field(default_factory=dict)  # e.g. a helper process's peak RSS in MB
-
-    def summary(self) -> dict:
-        """The JSON-ready part of the report (no audio)."""
-        return {
-            "source": self.source,
-            "sample_rate": self.sample_rate,
-            "channels": int(self.versions["input"].shape[0]),
-            "frames": int(self.versions["input"].shape[-1]),
-            "duration_s": self.versions["input"].shape[-1] / self.sample_rate,
-            "settings": self.settings,
-            "timings_s": self.timings_s,
-            "unavailable": self.unavailable,
-            "loudness_matching": {k: asdict(v) for k, v in self.loudness.items()},
-            **({"resources": self.resources} if self.resources else {}),
-        }
+    generation: GenerationSettings | None = None
 
 
 class _Stages:
@@ -86,7 +84,36 @@ class _Stages:
         self.check()
 
 
-def generate_input(
+# --------------------------------------------------------------------------- the input clip
+
+
+def public_model_name(model_id: str) -> str:
+    """A model id safe to record and show: a local folder by its name only, never its server path.
+
+    ``"facebook/musicgen-small"`` stays as it is; ``"/srv/models/musicgen"`` becomes ``"musicgen"``.
+    """
+    model_id = str(model_id)
+    path = Path(model_id)
+    local = path.is_absolute() or model_id.startswith((".", "~")) or model_id.count("/") > 1
+    return path.name if local else model_id
+
+
+def prompt_clip(audio: np.ndarray, sample_rate: int, *, prompt: str, generation: GenerationSettings,
+                model_id: str | None = None) -> Clip:
+    """The :class:`Clip` of audio MusicGen generated from ``prompt`` with ``generation``.
+
+    ``model_id`` defaults to the model :func:`restoration.generation.current_model_id` names;
+    it is recorded through :func:`public_model_name`.
+    """
+    if model_id is None:
+        from .generation import current_model_id
+
+        model_id = current_model_id()
+    source = {"kind": "prompt", "prompt": prompt, "seed": generation.seed, "model": public_model_name(model_id)}
+    return Clip(audio=audio, sample_rate=int(sample_rate), source=source, generation=generation)
+
+
+def generate_clip(
     prompt: str,
     *,
     generation: GenerationSettings,
@@ -94,8 +121,12 @@ def generate_input(
     stop_event: threading.Event | None = None,
     on_chunk=None,
     timings: dict | None = None,
-) -> tuple[np.ndarray, int]:
-    """Generate the input clip with MusicGen, reporting token progress as stage "generating"."""
+) -> Clip:
+    """Generate the input clip with MusicGen, reporting token progress as stage "generating".
+
+    ``on_chunk(audio_so_far, sample_rate)`` is called as audio is decoded (streaming);
+    stage times are added to ``timings``.
+    """
     from . import generation as gen
 
     stages = _Stages(progress, stop_event)
@@ -111,7 +142,24 @@ def generate_input(
         )
     if timings is not None:
         timings.update(stages.timings)
-    return audio, sample_rate
+    return prompt_clip(audio, sample_rate, prompt=prompt, generation=generation)
+
+
+def read_clip(path, *, name: str | None = None) -> Clip:
+    """Read an audio file (wav, flac, ogg, mp3) as a :class:`Clip`; ``name`` is what the report calls it.
+
+    Raises :class:`~restoration.errors.BadInputError` for an unreadable, empty, over-long or
+    silent file (see :func:`restoration.audio.read_audio`, :func:`~restoration.audio.check_not_silent`).
+    """
+    from .audio import check_not_silent, read_audio
+
+    name = name or Path(path).name
+    audio, sample_rate = read_audio(path)
+    check_not_silent(audio, name=name)
+    return Clip(audio=audio, sample_rate=sample_rate, source={"kind": "file", "file": name})
+
+
+# --------------------------------------------------------------------------- the comparison
 
 
 def compare(
@@ -141,7 +189,7 @@ def compare(
     stages = _Stages(progress, stop_event)
     if timings:
         stages.timings.update(timings)
-    versions = {"input": audio}
+    versions = {INPUT: audio}
     residual = None
     unavailable: dict[str, str] = {}
 
@@ -151,8 +199,8 @@ def compare(
     except ModelUnavailableError as exc:
         if require_demucs:
             raise
-        unavailable["demucs"] = str(exc)
-    if "demucs" not in unavailable:
+        unavailable[DEMUCS] = str(exc)
+    if DEMUCS not in unavailable:
         with stages.stage("demucs"):
             result = separation.restore(
                 audio,
@@ -161,10 +209,10 @@ def compare(
                 on_progress=lambda f: stages.report("demucs", f, "separating"),
                 stop_event=stop_event,
             )
-        versions["demucs"] = result.restored
+        versions[DEMUCS] = result.restored
         residual = result.residual
     with stages.stage("gating"):
-        versions["spectral_gating"] = spectral_gate(audio, sample_rate, settings=gating)
+        versions[GATING] = spectral_gate(audio, sample_rate, settings=gating)
     with stages.stage("metrics"):
         table = measure_versions(versions, sample_rate, settings=metrics)
     with stages.stage("loudness matching"):
@@ -189,126 +237,92 @@ def compare(
     )
 
 
-def warm_up(*, duration_s: float = 5.0, sample_rate: int = 32000, musicgen: bool = False,
-            mode: str | None = None) -> dict[str, float]:
-    """Pay the first-call costs of a run before it comes; seconds per step.
+def finish_comparison(audio: np.ndarray, sample_rate: int, *, started: float, progress: Progress | None = None,
+                      stop_event: threading.Event | None = None, **compare_kwargs) -> Report:
+    """:func:`compare`, then ``timings_s["total"]``: seconds since ``started`` (a ``time.perf_counter()``).
 
-    Steps: the figures for a ``duration_s`` clip at ``sample_rate`` Hz (matplotlib, the
-    laid-out canvases), the metrics and spectral gating (librosa, numba), loading Demucs, and
-    with ``musicgen`` loading MusicGen in ``mode`` (see
-    :func:`restoration.generation.resolve_mode`). Nothing here raises: whatever fails (a model
-    that cannot be loaded, say) is logged at INFO and left for the real call to report.
+    The default ``finish`` of :func:`run`; :mod:`restoration.sidecar` runs it in another process.
     """
-    import logging
-
-    from . import plots, separation
-    from .errors import RestorationError
-    from .gating import spectral_gate
-    from .metrics import measure_versions
-
-    logger = logging.getLogger(__name__)
-    timings: dict[str, float] = {}
-
-    def step(name: str, fn) -> None:
-        start = time.perf_counter()
-        try:
-            fn()
-        except RestorationError as exc:
-            logger.info("warm-up: %s skipped: %s", name, exc)
-        except Exception:  # an optimisation: the real call meets (and reports) the same failure
-            logger.info("warm-up: %s failed", name, exc_info=True)  # the app's log; silent on the command line
-        timings[name] = round(time.perf_counter() - start, 3)
-
-    def metrics() -> None:
-        noise = (np.random.default_rng(0).standard_normal((1, sample_rate)) * 0.1).astype(np.float32)
-        measure_versions({"input": noise, "spectral_gating": spectral_gate(noise, sample_rate)}, sample_rate)
-
-    def load_musicgen() -> None:
-        from . import generation
-
-        generation.load_musicgen(mode=generation.resolve_mode(mode))
-
-    step("figures", lambda: plots.warm_up(duration_s=duration_s, sample_rate=sample_rate))
-    step("metrics", metrics)
-    if musicgen:
-        step("MusicGen", load_musicgen)
-    step("Demucs", separation.load_demucs)
-    return timings
-
-
-def run_prompt(
-    prompt: str,
-    *,
-    generation: GenerationSettings = GenerationSettings(),
-    demucs: DemucsSettings = DemucsSettings(),
-    gating: GatingSettings = GatingSettings(),
-    metrics: MetricSettings = MetricSettings(),
-    progress: Progress | None = None,
-    stop_event: threading.Event | None = None,
-    on_chunk=None,
-    finish=None,
-) -> Report:
-    """Generate a clip from ``prompt`` and compare its restorations (see :func:`compare`).
-
-    ``finish``, when given, replaces the comparison: it is called as
-    ``finish(audio, sample_rate, started=<perf_counter at the start>, stop_event=…, **compare_kwargs)``
-    and returns the report (:func:`restoration.sidecar.finisher` gives one that runs in a
-    process warmed up while MusicGen sampled, and writes the report).
-    """
-    from . import generation as gen
-    from .settings import validate_prompt
-
-    prompt = validate_prompt(prompt)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    audio, sample_rate = generate_input(
-        prompt, generation=generation, progress=progress, stop_event=stop_event, on_chunk=on_chunk, timings=timings
-    )
-    compare_kwargs = dict(
-        demucs=demucs,
-        gating=gating,
-        metrics=metrics,
-        source={"kind": "prompt", "prompt": prompt, "seed": generation.seed, "model": gen.current_model_id()},
-        timings=timings,
-        extra_settings={"generation": asdict(generation)},
-    )
-    if finish is not None:
-        return finish(audio, sample_rate, started=start, stop_event=stop_event, **compare_kwargs)
     report = compare(audio, sample_rate, progress=progress, stop_event=stop_event, **compare_kwargs)
-    report.timings_s["total"] = round(time.perf_counter() - start, 4)
+    report.timings_s["total"] = round(time.perf_counter() - started, 4)
     return report
 
 
-def run_file(
-    path,
+def run(
     *,
+    prompt: str | None = None,
+    file=None,
+    clip: Clip | None = None,
+    file_name: str | None = None,
+    generation: GenerationSettings = GenerationSettings(),
     demucs: DemucsSettings = DemucsSettings(),
     gating: GatingSettings = GatingSettings(),
     metrics: MetricSettings = MetricSettings(),
     require_demucs: bool = True,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    on_chunk=None,
+    finish: Finish | None = None,
 ) -> Report:
-    """Read an audio file (wav, flac, ogg, mp3) and compare its restorations.
+    """Run one comparison, from exactly one of ``prompt``, ``file`` or ``clip``, to a :class:`Report`.
 
-    Raises :class:`~restoration.errors.BadInputError` for an unreadable, empty, over-long or
-    silent file (see :func:`restoration.audio.read_audio`, :func:`~restoration.audio.check_not_silent`).
+    - ``prompt``: MusicGen generates the input with ``generation`` (:func:`generate_clip`);
+      ``on_chunk(audio_so_far, sample_rate)`` receives the audio as it is decoded.
+    - ``file``: a wav/flac/ogg/mp3 path (:func:`read_clip`); ``file_name`` is what the report
+      calls it (default: the file's name).
+    - ``clip``: a :class:`Clip` already in memory (see :func:`prompt_clip`).
+
+    Then the versions are made and measured (:func:`compare`). ``progress(stage, fraction,
+    detail)`` follows every stage; a set ``stop_event`` raises
+    :class:`~restoration.errors.CancelledError` at the next stage boundary (or token).
+    ``require_demucs=False`` turns a missing Demucs model into ``report.unavailable["demucs"]``.
+
+    ``finish``, when given, replaces :func:`finish_comparison` (same signature): it is called as
+    ``finish(audio, sample_rate, started=…, stop_event=…, **compare_kwargs)`` and returns the report
+    (:func:`restoration.sidecar.finisher` gives one that runs in a process warmed up while
+    MusicGen sampled, and writes the report).
     """
-    from .audio import check_not_silent, read_audio
-
+    if sum(x is not None for x in (prompt, file, clip)) != 1:
+        raise BadInputError("give exactly one of a prompt, a file or a clip")
     start = time.perf_counter()
-    audio, sample_rate = read_audio(path)
-    check_not_silent(audio, name=Path(path).name)
-    report = compare(
-        audio,
-        sample_rate,
+    timings: dict[str, float] = {}
+    if prompt is not None:
+        clip = generate_clip(validate_prompt(prompt), generation=generation, progress=progress,
+                             stop_event=stop_event, on_chunk=on_chunk, timings=timings)
+    elif file is not None:
+        clip = read_clip(file, name=file_name)
+    compare_kwargs = dict(
         demucs=demucs,
         gating=gating,
         metrics=metrics,
-        source={"kind": "file", "file": Path(path).name},
+        source=clip.source,
         require_demucs=require_demucs,
-        progress=progress,
-        stop_event=stop_event,
+        timings=timings,
+        extra_settings={"generation": asdict(clip.generation)} if clip.generation is not None else None,
     )
-    report.timings_s["total"] = round(time.perf_counter() - start, 4)
-    return report
+    if finish is not None:
+        return finish(clip.audio, clip.sample_rate, started=start, stop_event=stop_event, **compare_kwargs)
+    return finish_comparison(clip.audio, clip.sample_rate, started=start, progress=progress, stop_event=stop_event,
+                             **compare_kwargs)
+
+
+def run_prompt(prompt: str, **kwargs) -> Report:
+    """Generate a clip from ``prompt`` and compare its restorations: :func:`run` with ``prompt``."""
+    return run(prompt=prompt, **kwargs)
+
+
+def run_file(path, **kwargs) -> Report:
+    """Read an audio file (wav, flac, ogg, mp3) and compare its restorations: :func:`run` with ``file``."""
+    return run(file=path, **kwargs)
+
+
+def run_generated(audio: np.ndarray, sample_rate: int, *, prompt: str, generation: GenerationSettings,
+                  model_id: str | None = None, **kwargs) -> Report:
+    """Compare the restorations of a clip MusicGen already generated from ``prompt`` with ``generation``.
+
+    ``audio`` is float32 ``(channels, frames)`` at ``sample_rate`` Hz. The report is the one
+    :func:`run_prompt` would give for that clip (same ``source`` and ``settings``), without the
+    generation timings. ``kwargs`` are :func:`run`'s (settings, progress, stop, finish).
+    """
+    clip = prompt_clip(audio, sample_rate, prompt=validate_prompt(prompt), generation=generation, model_id=model_id)
+    return run(clip=clip, **kwargs)

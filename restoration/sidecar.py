@@ -11,12 +11,13 @@ load 0.3 s), all of which left the critical path.
 :func:`finisher` is used as a context manager around a run::
 
     with finisher(out=folder, progress=printer) as finish:
-        report = run_prompt(prompt, ..., finish=finish)
+        report = run(prompt=prompt, ..., finish=finish)
 
-``finish(audio, sample_rate, *, started, **compare_kwargs)`` compares the versions (see
-:func:`restoration.pipeline.compare`), sets ``timings_s["total"]`` and writes the report to
-``out``; it returns the :class:`~restoration.pipeline.Report`. It runs in the forked process
-when one could be started, else in this one (same result).
+``finish(audio, sample_rate, *, started, **compare_kwargs)`` is
+:func:`restoration.pipeline.finish_comparison` (compare the versions, set
+``timings_s["total"]``) followed by writing the report to ``out``; it returns the
+:class:`~restoration.report.Report`. It runs in the forked process when one could be started,
+else in this one (same result).
 
 The process is forked before torch is imported — forking a process whose OpenMP threads
 have started can hang the child — so it is used only where torch is not loaded yet (a
@@ -51,10 +52,10 @@ def finish_here(audio, sample_rate: int, *, started: float, out, progress=None, 
     ``resources()``, when given, returns entries for ``report.resources`` just before writing.
     """
     from .outputs import write_report
-    from .pipeline import compare
+    from .pipeline import finish_comparison
 
-    report = compare(audio, sample_rate, progress=progress, stop_event=stop_event, **compare_kwargs)
-    report.timings_s["total"] = round(time.perf_counter() - started, 4)
+    report = finish_comparison(audio, sample_rate, started=started, progress=progress, stop_event=stop_event,
+                               **compare_kwargs)
     if resources is not None:
         report.resources.update(resources())
     write_report(report, out)
@@ -197,7 +198,7 @@ def _peak_rss() -> dict:
 
 
 def _warm_up(*, duration_s: float, sample_rate: int) -> float:
-    """:func:`restoration.pipeline.warm_up` (without MusicGen) on one thread; seconds taken.
+    """:func:`restoration.warmup.warm_up` (without MusicGen) on one thread; seconds taken.
 
     One thread: the parent is importing and loading MusicGen on the other core. A failure
     here is left for the real call to report (a missing Demucs model, say).
@@ -205,7 +206,7 @@ def _warm_up(*, duration_s: float, sample_rate: int) -> float:
     start = time.perf_counter()
     import torch
 
-    from .pipeline import warm_up
+    from .warmup import warm_up
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
