@@ -21,7 +21,9 @@ def diagnose() -> dict:
             versions[name] = None
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from .device import pick_device
+
+    device = pick_device()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

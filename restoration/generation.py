@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .device import pick_device
 from .errors import BadInputError, CancelledError, ModelUnavailableError, RestorationError
 from .settings import GENERATION_MODES, GenerationSettings, validate_duration, validate_prompt
 
@@ -130,13 +131,6 @@ def resolve_mode(requested: str | None = None) -> str:
     if mode not in GENERATION_MODES:
         raise BadInputError(f"generation mode must be one of {GENERATION_MODES}, got {mode!r}")
     return mode
-
-
-def pick_device() -> str:
-    """``"cuda"`` when a CUDA GPU is visible, else ``"cpu"`` (where the weights are fp32, or int8 in ``fast``)."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --------------------------------------------------------------------------- loading
@@ -576,8 +570,8 @@ class LoopThreads:
     many cores *other* processes keep busy (:func:`others_busy_cores`, over at least
     ``MEASURE_S``), widens only if that leaves a core for each thread, and drops to 1
     thread for the rest of the clip as soon as one step takes ``SLOW_FACTOR`` times the
-    usual. (The 1-minute load average, used before, lags: right after another run ended it
-    still read 1.6 on an idle machine, and a fast run stayed on 1 thread, 2.6 s slower.)
+    usual. (The 1-minute load average is no guide: it lags. Right after another run ended it
+    still read 1.6 on an idle machine, which kept a fast run on 1 thread, 2.6 s slower.)
     int8 products accumulate in integers and the rest of a step is elementwise, so the
     thread count does not change a token (checked: logits bitwise equal on 1 and 2 threads).
     Threads are a process setting: other work (another request's Demucs) sees the change

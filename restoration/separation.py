@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from .audio import convert_audio, convert_channels, fit_length, resample, validate_audio
+from .device import pick_device
 from .errors import BadInputError, CancelledError, ModelUnavailableError
 from .settings import DemucsSettings
 
@@ -102,13 +103,6 @@ def model_repo() -> Path | None:
     """The local model folder named by env ``DEMUCS_REPO`` (demucs's ``--repo``), or None."""
     raw = os.environ.get(ENV_REPO, "").strip()
     return Path(raw).expanduser() if raw else None
-
-
-def default_device() -> str:
-    """``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def fix_text(name: str | None = None) -> str:
@@ -184,7 +178,7 @@ def load_demucs(name: str | None = None, *, repo=None, device: str | None = None
         ``DEMUCS_REPO`` and the fix.
     """
     name, repo = _resolve(name, repo)
-    device = device or default_device()
+    device = device or pick_device()
     key = (name, str(repo.resolve()) if repo is not None else None, str(device))
     model = _CACHE.get(key)
     if model is not None:
