@@ -21,6 +21,8 @@ from .errors import BadInputError
 MAX_CHANNELS = 8
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DIGITAL_SILENCE_DBFS = -120.0
+#: BS.1770 gives channel weights for L, R, C, Ls, Rs only (pyloudnorm likewise).
+LUFS_MAX_CHANNELS = 5
 
 
 def max_seconds() -> float:
@@ -165,14 +167,18 @@ def peak_dbfs(audio: np.ndarray) -> float:
 
 
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float | None:
-    """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) in LUFS; ``None`` when undefined.
+    """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) of the whole signal in LUFS; ``None`` when undefined.
 
-    A multichannel signal is measured as BS.1770 prescribes (channel powers summed).
-    Undefined for silence (every block gated away) or a clip shorter than one 400 ms block.
+    This is the package's one loudness measure. ``audio`` is ``(channels, frames)`` (or
+    ``(frames,)``); a multichannel signal is measured as BS.1770 prescribes, K-weighted channel
+    powers summed (channels 4 and 5 weighted 1.41), so two identical channels read
+    10·log10(2) = 3.01 dB louder than one. Undefined for silence (every block gated away), a
+    clip shorter than one 400 ms block, or more than :data:`LUFS_MAX_CHANNELS` channels.
     """
     import pyloudnorm
 
-    if audio.shape[-1] < int(0.4 * sample_rate) + 1:
+    audio = np.atleast_2d(np.asarray(audio))
+    if audio.shape[0] > LUFS_MAX_CHANNELS or audio.shape[-1] < int(0.4 * sample_rate) + 1:
         return None
     meter = pyloudnorm.Meter(int(sample_rate))
     with np.errstate(divide="ignore"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import plots
 from .audio import write_wav
-from .metrics import METRIC_INFO
+from .metrics import CSV_METRICS
 from .report import Report
 
 LISTENING_DIR = "listening"
@@ -36,7 +36,7 @@ def metrics_json(report: Report) -> dict:
 def flatten_metrics(metrics: dict) -> dict:
     """One version's metrics as flat columns (per-band ΔHBER become ``hber_delta_db_4-8kHz`` …)."""
     row = {}
-    for key in METRIC_INFO:
+    for key in CSV_METRICS:
         row[key] = metrics.get(key)
     for band, value in (metrics.get("hber_bands_db") or {}).items():
         row[f"hber_delta_db_{band}"] = value
