@@ -54,6 +54,44 @@ def make_batch(root, *, genres=("jazz", "rock", "folk"), per_genre: int = 2, sec
     return root
 
 
+# --------------------------------------------------------------------------- listening, at the store's level
+
+
+def new_participant_key() -> str:
+    """A participant the server issued, as the database knows it (the token's hash)."""
+    from restoration.listening import auth
+
+    return auth.known_participant(auth.issue_participant())
+
+
+def listen_through(step, *, start_s: float | None = None):
+    """Record, for every player of ``step``, a play from 0 and a stop at the end one duration later.
+
+    The events carry server times one after another from ``start_s`` (now by default), as if
+    each version had been played through in turn; returns ``step``.
+    """
+    import time as _time
+
+    from restoration.listening import store
+
+    t = _time.time() if start_s is None else start_s
+    duration = max(step.duration_s, 0.01)
+    for p in step.players:
+        store.record_play(p.alias, kind="play", position_s=0.0, at_s=t)
+        store.record_play(p.alias, kind="stop", position_s=duration, at_s=t + duration)
+        t += duration + 0.01
+    return step
+
+
+def condition_of_alias(alias: str) -> str:
+    """The condition behind a participant's alias (server-side knowledge; for tests only)."""
+    from restoration.listening import db
+
+    with db.connect() as conn:
+        return conn.execute("SELECT st.condition FROM aliases a JOIN stimuli st ON st.id = a.stimulus_id "
+                            "WHERE a.alias = ?", (alias,)).fetchone()[0]
+
+
 # --------------------------------------------------------------------------- a browser-like Gradio client
 
 
@@ -145,16 +183,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_listening_demo(**kwargs):
-    """Launch :func:`make_demo` in this process on a free port; returns (demo, base url)."""
-    from restoration.listening.ui import launch_kwargs, make_demo
+class ListeningServer:
+    """One uvicorn server in this process, laid out like the main app: an organiser page at ``/``
+    (the "Listening results" tab) and the participant page mounted at ``/listening`` before start.
 
-    demo = make_demo()
-    demo.queue(default_concurrency_limit=None)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **{**launch_kwargs(), **kwargs})
-    return demo, f"http://127.0.0.1:{port}"
+    ``standalone=True`` serves the participant page alone at ``/`` instead.
+    """
+
+    def __init__(self, *, standalone: bool = False):
+        import gradio as gr
+        import uvicorn
+        from fastapi import FastAPI
+
+        from restoration.listening import admin_ui, ui
+
+        app = FastAPI()
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        if standalone:
+            ui.mount_participant_page(app, "")
+            self.url = self.origin
+            self.organiser_url = None
+        else:
+            ui.mount_participant_page(app, "/listening")
+            with gr.Blocks() as organiser:
+                with gr.Tabs():
+                    admin_ui.admin_tab()
+            gr.mount_gradio_app(app, organiser, path="/", show_error=True)
+            self.url = f"{self.origin}/listening"
+            self.organiser_url = self.origin
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+
+    def start(self) -> "ListeningServer":
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the listening server did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
 
 
 def scripted_rating(participant: str, position: int, letter: str) -> int:
@@ -166,10 +241,18 @@ def scripted_rating(participant: str, position: int, letter: str) -> int:
 
 
 class Participant:
-    """One simulated listener driving the page's own endpoints (see :class:`GradioPage`)."""
+    """One simulated listener driving the page's own endpoints (see :class:`GradioPage`).
+
+    Listening is real time: :meth:`listen` reports a play, waits the sound's duration, and
+    reports the stop, through the same route the page's players use.
+    """
 
     def __init__(self, base_url: str, state=None):
+        from urllib.parse import urlsplit
+
         self.page = GradioPage(base_url)
+        parts = urlsplit(base_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
         self.state = state if state is not None else {}
         self.last = None
         self.fn = {
@@ -200,15 +283,36 @@ class Participant:
     def send(self, event_data):
         return self._apply(self.page.call(self.fn["panel"], [self.state], event_data=event_data))
 
-    def calibrate(self):
-        return self.send({"token": self.panel()["token"]})
+    def event(self, player: dict, kind: str, position_s: float, to_s=None) -> dict:
+        """Report a play event of ``player`` (a panel entry); returns the server's JSON answer."""
+        body = {"kind": kind, "position_s": position_s, **({"to_s": to_s} if to_s is not None else {})}
+        r = self.page.http.post(self.origin + player["events"], json=body)
+        self.page.responses.append(("events", r.text))
+        return r.json()
 
-    def rate(self, ratings=None):
+    def listen(self, player: dict) -> bool:
+        """Play ``player`` from start to end in real time; returns the server's "heard"."""
+        import time
+
+        duration = float(self.panel()["duration_s"])
+        self.event(player, "play", 0.0)
+        time.sleep(duration + 0.02)
+        return self.event(player, "stop", duration)["heard"]
+
+    def calibrate(self):
         v = self.panel()
+        self.event(v["players"][0], "play", 0.0)
+        return self.send({"token": v["token"]})
+
+    def rate(self, ratings=None, *, listen=True):
+        v = self.panel()
+        if listen:
+            for p in v["players"]:
+                assert self.listen(p), "the server heard a full play"
         letters = [p["letter"] for p in v["players"]]
         position = int(v["title"].split()[1]) if v["title"].startswith("Trial") else 0
         ratings = ratings or {l: scripted_rating(self.participant, position, l) for l in letters}
-        return self.send({"token": v["token"], "ratings": ratings, "played": {l: True for l in letters}})
+        return self.send({"token": v["token"], "ratings": ratings})
 
     def reveal(self):
         return self.page.call(self.fn["reveal"], [self.state])
@@ -218,5 +322,7 @@ class Participant:
         self.start()
         self.calibrate()
         while self.panel() is not None:
+            before = self.panel()["token"]
             self.rate()
+            assert self.panel() is None or self.panel()["token"] != before, self.panel().get("error")
         return self

@@ -1,6 +1,8 @@
-"""One listener in real Chromium: questions, volume check, practice, a scored trial, thank-you, reveal.
+"""Listeners in real Chromium: questions, volume check, practice, a scored trial, thank-you, reveal.
 
-Fails (never skips) when Chromium cannot run: the browser is part of what is tested.
+The page is served as the main app serves it, at ``/listening/``; one test runs ``python app.py``
+itself. Everything the browser receives is recorded: bodies, API streams and the sounds' response
+headers. Fails (never skips) when Chromium cannot run: the browser is part of what is tested.
 Screenshots go to ``test-artifacts/``.
 """
 
@@ -11,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from listening_fixtures import ADMIN_TOKEN, CONDITION_WORDS, launch_listening_demo, make_batch
-from restoration.listening import build, store
+from listening_fixtures import ADMIN_TOKEN, CONDITION_WORDS, ListeningServer, condition_of_alias, make_batch
+from restoration.listening import build, db
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,14 +30,13 @@ def server(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RESTORATION_DATA_DIR", str(root / "data"))
         mp.setenv("LISTENING_ADMIN_TOKEN", ADMIN_TOKEN)
-        mp.setenv("LISTENING_SECRET", "fixed-browser-secret")
         make_batch(root / "batch", genres=("jazz", "rock"), per_genre=1, seconds=1.0)
         build.create_test("browser", from_dir=root / "batch", n_clips=1)
-        demo, url = launch_listening_demo()
+        server = ListeningServer().start()
         try:
-            yield url
+            yield server.url + "/"
         finally:
-            demo.close()
+            server.stop()
 
 
 def _framework_asset(url: str, body: bytes) -> bool:
@@ -79,6 +80,7 @@ def _drain_fetch_log(page) -> list[dict]:
 
 
 def _play_to_end(page, key):
+    """Play ``key`` and wait until the server says it heard it (the page shows "heard" only then)."""
     page.click(f'.lt-play[data-key="{key}"]')
     page.wait_for_function(
         f"() => document.querySelector('.lt-state[data-key=\"{key}\"]').textContent.includes('heard')", timeout=20000)
@@ -94,12 +96,46 @@ def _next_enabled(page) -> bool:
     return not page.is_disabled(".lt-next")
 
 
+def _launch(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # no skip: must run
+
+
+def _answer_questions(page):
+    page.get_by_label("Headphones").check()
+    page.get_by_label("None").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_selector("text=Volume check", timeout=30000)
+    page.click(".lt-play")
+    page.wait_for_function("() => !document.querySelector('.lt-next').disabled", timeout=20000)
+    page.click(".lt-next")
+
+
+def _complete_trial(page, title):
+    page.wait_for_selector(f"text={title}", timeout=30000)
+    for key in "ABCD":
+        _play_to_end(page, key)
+        _rate(page, key, 0.3)
+    assert _next_enabled(page)
+    page.click(".lt-next")
+
+
+def _sound_responses(finished):
+    """(alias, response headers) of every sound the page fetched."""
+    out = []
+    for request in finished:
+        m = re.search(r"/listening/audio/([A-Za-z0-9_-]+)$", request.url)
+        response = request.response()
+        if m and response is not None:
+            out.append((m.group(1), {k.lower(): v for k, v in response.all_headers().items()}))
+    return out
+
+
 def test_one_listener_completes_a_trial_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # no skip: must run
+        browser = _launch(pw)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
@@ -116,7 +152,7 @@ def test_one_listener_completes_a_trial_in_chromium(server):
             page.get_by_label("None").check()
             page.get_by_role("button", name="Start").click()
 
-            # volume check: the button unlocks once the sound plays
+            # volume check: the button unlocks once the server has seen the sound play
             page.wait_for_selector("text=Volume check", timeout=20000)
             assert not _next_enabled(page)
             page.click(".lt-play")
@@ -128,17 +164,23 @@ def test_one_listener_completes_a_trial_in_chromium(server):
             assert page.locator("audio").count() == 4
             assert page.locator(".lt-slider.lt-unset").count() == 4
             assert page.locator(".lt-value").all_inner_texts() == ["–"] * 4
+            assert page.locator(".lt-slider[aria-valuenow]").count() == 0, "no value before the listener sets one"
             page.click('.lt-play[data-key="A"]')
             page.wait_for_function("() => !document.querySelector('audio[data-key=\"A\"]').paused")
             page.click('.lt-play[data-key="B"]')
             page.wait_for_function("() => !document.querySelector('audio[data-key=\"B\"]').paused")
             assert page.evaluate("() => document.querySelector('audio[data-key=\"A\"]').paused")
             page.wait_for_function(
-                "() => document.querySelector('.lt-state[data-key=\"B\"]').textContent.includes('heard')")
+                "() => document.querySelector('.lt-state[data-key=\"B\"]').textContent.includes('heard')",
+                timeout=20000)
             for key in "ACD":
                 _play_to_end(page, key)
-            for i, key in enumerate("ABC"):
-                _rate(page, key, 0.2 + 0.2 * i)
+            # a first click in the very middle is a rating of 50, like any other
+            assert _rate(page, "A", 0.5) == 50
+            assert page.get_attribute('.lt-slider[data-key="A"]', "aria-valuenow") == "50"
+            assert not _next_enabled(page), "Next waits for every slider"
+            for i, key in enumerate("BC"):
+                _rate(page, key, 0.4 + 0.2 * i)
                 assert not _next_enabled(page), "Next waits for every slider"
             _rate(page, "D", 0.9)
             assert _next_enabled(page)
@@ -154,8 +196,29 @@ def test_one_listener_completes_a_trial_in_chromium(server):
             # the scored trial: rate before playing is not enough
             given = {key: _rate(page, key, f) for key, f in zip("ABCD", (0.15, 0.55, 0.75, 0.35))}
             assert not _next_enabled(page), "Next waits until every version was played to the end"
-            for key in "ABCD":
+            for key in "ABC":
                 _play_to_end(page, key)
+
+            # D: a jump to the end is not listening; Next stays locked, and the server refuses it anyway
+            page.click('.lt-play[data-key="D"]')
+            page.wait_for_function("() => !document.querySelector('audio[data-key=\"D\"]').paused")
+            box = page.locator('.lt-bar[data-key="D"]').bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
+            page.wait_for_function("() => document.querySelector('audio[data-key=\"D\"]').ended", timeout=20000)
+            page.wait_for_timeout(1500)  # the server's answers to the play events have arrived
+            assert "heard" not in page.inner_text('.lt-state[data-key="D"]')
+            assert not _next_enabled(page), "a seek to the end does not unlock Next"
+            page.evaluate("() => { document.querySelector('.lt-next').disabled = false; }")
+            page.click(".lt-next")  # a participant who unlocks the button by hand
+            page.wait_for_function(
+                "() => document.querySelector('.lt-error').textContent.includes('to the end')", timeout=20000)
+            assert "D" in page.inner_text(".lt-error")
+            assert not _next_enabled(page), "the refusal locks Next again"
+            with db.connect() as conn:
+                assert conn.execute("SELECT COUNT(*) FROM ratings WHERE position = 1").fetchone()[0] == 0
+            assert page.inner_text('.lt-value[data-key="D"]') == str(given["D"]), "the ratings are kept"
+
+            _play_to_end(page, "D")
             assert _next_enabled(page)
             page.wait_for_timeout(400)  # let the button's colour transition finish
             page.screenshot(path=str(ARTIFACTS / "listening-trial.png"), full_page=True)
@@ -166,20 +229,20 @@ def test_one_listener_completes_a_trial_in_chromium(server):
             fetched += _drain_fetch_log(page)
             page.screenshot(path=str(ARTIFACTS / "listening-done.png"), full_page=True)
 
-            # nothing received so far names a version: pages, config, API stream, files
+            # nothing received so far names a version: pages, config, API stream, sounds
             seen = set()
             for request in list(finished):
                 r = request.response()
                 if r is None:
                     continue
+                assert not CONDITION_RE.search(r.url), r.url
+                ctype = (r.headers.get("content-type") or "").lower()
+                if "audio" in ctype:
+                    assert re.search(r"/listening/audio/[A-Za-z0-9_-]{22}$", r.url), r.url
+                    continue
                 try:
                     body = r.body()
                 except Exception:  # redirects and the like carry no body
-                    continue
-                ctype = (r.headers.get("content-type") or "").lower()
-                assert not CONDITION_RE.search(r.url), r.url
-                if "audio" in ctype or r.url.endswith(".wav"):
-                    assert re.search(r"/[0-9a-f]{32}\.wav$", r.url), r.url
                     continue
                 if not any(t in ctype for t in ("text", "json", "javascript", "css", "event-stream")):
                     continue
@@ -187,7 +250,8 @@ def test_one_listener_completes_a_trial_in_chromium(server):
                     continue
                 text = body.decode("utf-8", errors="replace")
                 assert not CONDITION_RE.search(text), (r.url, CONDITION_RE.search(text).group(0))
-                if r.url.rstrip("/") == server and "lt-panel" in text:
+                assert ADMIN_TOKEN not in text, r.url
+                if r.url.rstrip("/") == server.rstrip("/") and "lt-panel" in text:
                     seen.add("page with its config")
             for entry in fetched:
                 assert not CONDITION_RE.search(entry["url"] + entry["text"]), entry["url"]
@@ -197,6 +261,30 @@ def test_one_listener_completes_a_trial_in_chromium(server):
             assert not CONDITION_RE.search(dom)
             assert page.locator("a[download]").count() == 0
 
+            # the sounds' response headers: nothing in them orders a trial's files by condition
+            sounds = _sound_responses(finished)
+            by_trial = {}
+            with db.connect() as conn:
+                for alias, headers in sounds:
+                    trial, letter = conn.execute("SELECT trial_id, letter FROM aliases WHERE alias = ?",
+                                                 (alias,)).fetchone()
+                    if letter:
+                        by_trial.setdefault(trial, {}).setdefault(condition_of_alias(alias), []).append(headers)
+            assert len(by_trial) == 2 and all(len(c) == 4 for c in by_trial.values()), by_trial.keys()
+            for conditions in by_trial.values():
+                for headers in (h for hs in conditions.values() for h in hs):
+                    assert "etag" not in headers and "last-modified" not in headers, headers
+                    assert headers["cache-control"] == "no-store"
+                # every header that could carry a property of the file has one value for the whole trial
+                # (date is the time of the response; a range's bounds are what the browser asked for)
+                for name in {n for hs in conditions.values() for h in hs for n in h} - {"date", "content-range",
+                                                                                        "content-length"}:
+                    values = {h.get(name) for hs in conditions.values() for h in hs}
+                    assert len(values) == 1, (name, values)
+                sizes = {h["content-range"].rsplit("/", 1)[1] if "content-range" in h else h["content-length"]
+                         for hs in conditions.values() for h in hs}
+                assert len(sizes) == 1, sizes
+
             # the mapping is shown only now
             page.get_by_role("button", name="Show which version was which").click()
             page.get_by_text("Demucs (sum of separated stems)").first.wait_for(timeout=20000)
@@ -205,7 +293,7 @@ def test_one_listener_completes_a_trial_in_chromium(server):
         finally:
             browser.close()
 
-    with store.connect() as conn:
+    with db.connect() as conn:
         rows = conn.execute("SELECT r.letter, r.rating FROM ratings r WHERE r.position = 1").fetchall()
         assert {r["letter"]: r["rating"] for r in rows} == given
         assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 8

@@ -8,7 +8,7 @@ from scipy import stats as sps
 
 from restoration.listening import stats
 from restoration.listening.stats import Rating
-from restoration.listening.stimuli import CONDITIONS, REAL_CONDITIONS
+from restoration.versions import CONDITIONS, REAL_CONDITIONS
 
 TRUE_QUALITY = {"original": 55.0, "demucs": 70.0, "spectral_gating": 45.0, "anchor": 20.0}
 
@@ -172,5 +172,6 @@ def test_degenerate_inputs_give_none_not_errors():
     same = {f"L{i}": {c: 50.0 for c in CONDITIONS} for i in range(4)}
     assert stats.friedman(same).statistic is None
     assert all(p.p is None and p.median_difference == 0 for p in stats.pairwise_wilcoxon(same))
-    assert stats.mean_ci([42.0]) == (42.0, None, None, None)
+    one = stats.summarize({"L0": {c: 42.0 for c in CONDITIONS}})
+    assert all((s.n, s.mean, s.sd, s.ci_low, s.ci_high) == (1, 42.0, None, None, None) for s in one)
     assert set(REAL_CONDITIONS) < set(CONDITIONS)

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from listening_fixtures import make_batch, make_clip_folder
+from listening_fixtures import condition_of_alias, listen_through, make_batch, make_clip_folder, new_participant_key
 from restoration.audio import integrated_lufs, peak_dbfs, read_audio, write_wav
 from restoration.cli import main as cli_main
 from restoration.errors import BadInputError
-from restoration.listening import build, design, store
-from restoration.listening.stimuli import (CONDITIONS, ClipSource, StimulusSettings, find_clip_folders,
-                                           select_clips, sha256_file)
+from restoration.listening import build, db, design, export, store
+from restoration.listening.stimuli import (ClipSource, StimulusSettings, find_clip_folders, select_clips,
+                                           sha256_file)
+from restoration.versions import CONDITIONS
 
 UUID_WAV = re.compile(r"^[0-9a-f]{32}\.wav$")
 
@@ -29,7 +30,7 @@ def data(tmp_path, monkeypatch):
 
 
 def _stimuli(test_id):
-    with store.connect() as conn:
+    with db.connect() as conn:
         return [dict(r) for r in conn.execute(
             "SELECT s.*, t.is_training FROM stimuli s JOIN trials t ON t.id = s.trial_id WHERE t.test_id = ?",
             (test_id,))]
@@ -43,7 +44,7 @@ def test_stimuli_are_unified_loudness_matched_and_blind(data):
     assert info["trials"] == 4 and info["practice"] and info["target_lufs"] == -23.0
     rows = _stimuli(info["id"])
     assert Counter(r["condition"] for r in rows) == {**{c: 5 for c in CONDITIONS}, "calibration": 1}
-    folder = store.stimuli_root() / info["id"]
+    folder = db.stimuli_root() / info["id"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(r["file_name"] for r in rows)
     by_trial = {}
     for r in rows:
@@ -70,10 +71,41 @@ def test_stimuli_are_unified_loudness_matched_and_blind(data):
         assert spec["anchor"][high].sum() < 1e-3 * spec["original"][high].sum()
 
 
+def _wav_header(body: bytes) -> bytes:
+    """Every byte of a WAV file before its sample data (RIFF, fmt and any other chunks)."""
+    at = 12
+    while at + 8 <= len(body):
+        size = int.from_bytes(body[at + 4:at + 8], "little")
+        if body[at:at + 4] == b"data":
+            return body[:at + 8]
+        at += 8 + size + (size & 1)
+    raise AssertionError("no data chunk")
+
+
+def test_no_file_property_tells_a_version_apart(data):
+    """Size, WAV header and timestamps are the same for every version of a clip; names are random."""
+    make_batch(data / "batch", per_genre=2)
+    info = build.create_test("same", from_dir=data / "batch", n_clips=4)
+    folder = db.stimuli_root() / info["id"]
+    rows = _stimuli(info["id"])
+    mtimes = {(folder / r["file_name"]).stat().st_mtime for r in rows}
+    assert len(mtimes) == 1, "one modification time for every file of a test"
+    by_trial = {}
+    for r in rows:
+        if r["condition"] in CONDITIONS:
+            by_trial.setdefault(r["trial_id"], []).append((folder / r["file_name"]).read_bytes())
+    assert len(by_trial) == 5
+    for bodies in by_trial.values():
+        assert len(bodies) == 4
+        assert len({len(b) for b in bodies}) == 1, "one size"
+        assert len({_wav_header(b) for b in bodies}) == 1, "one header"
+        assert len(set(bodies)) == 4, "four different sounds"
+
+
 def test_a_long_clip_becomes_one_fixed_centred_excerpt(data):
     make_clip_folder(data / "long", seed=1, seconds=15.0, sample_rate=8000)
     info = build.create_test("long", from_dir=data / "long", n_clips=1)
-    with store.connect() as conn:
+    with db.connect() as conn:
         trials = [dict(r) for r in conn.execute("SELECT * FROM trials WHERE test_id = ?", (info["id"],))]
     assert {t["frames"] for t in trials} == {80000}  # 10 s at 8 kHz
     assert {t["excerpt_start_s"] for t in trials} == {2.5}
@@ -143,13 +175,13 @@ def test_cli_create_list_export_and_errors(data, capsys):
     assert cli_main(["listening", "export", "--out", str(out)]) == 0
     assert cli_main(["listening", "export", "--out", str(out), "--test", "class"]) == 0  # replaces the file
     assert "wrote 0 ratings" in capsys.readouterr().out
-    assert out.read_text().splitlines() == [",".join(store.EXPORT_COLUMNS + ("excluded_by",))]
+    assert out.read_text().splitlines() == [",".join(export.EXPORT_COLUMNS + ("excluded_by",))]
     assert cli_main(["listening", "export", "--out", str(out), "--test", "nope"]) == 2
     assert cli_main(["listening", "results"]) == 0
 
 
 def test_app_runs_join_the_pool_and_make_a_test(data):
-    from restoration.listening.ui import add_run_to_pool
+    from restoration.listening.pool import add_run_to_pool
     from restoration.paths import data_dir
 
     runs = data_dir() / "runs"
@@ -171,7 +203,7 @@ def test_app_runs_join_the_pool_and_make_a_test(data):
 
 
 def test_database_settings(data):
-    with store.connect() as conn:
+    with db.connect() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
@@ -184,15 +216,15 @@ def test_database_settings(data):
 def test_writing_a_trial_again_updates_its_rows_instead_of_adding_any(data):
     make_batch(data / "batch", per_genre=1)
     info = build.create_test("upsert", from_dir=data / "batch", n_clips=2)
-    sid = store.create_session("participant-0123456789", info["id"], device="Headphones", experience="None")
-    step = store.finish_calibration(sid, store.current_step(sid).nonce)
-    letters = [letter for letter, _ in step.players]
-    store.submit_ratings(sid, step.nonce, {l: 10 for l in letters}, played={l: True for l in letters})
-    with store.connect() as conn:
+    sid = store.create_session(new_participant_key(), info["id"], device="Headphones", experience="None")
+    step = store.finish_calibration(sid, listen_through(store.current_step(sid)).nonce)
+    letters = [p.letter for p in listen_through(step).players]
+    store.submit_ratings(sid, step.nonce, {l: 10 for l in letters})
+    with db.connect() as conn:
         rows = conn.execute("SELECT letter, condition, stimulus_id, sha256, trial_id, position FROM ratings").fetchall()
         assert len(rows) == 4
         for value in (20, 30):
-            with store.transaction(conn):
+            with db.transaction(conn):
                 store.upsert_ratings(conn, session_id=sid, trial_id=rows[0]["trial_id"], position=0,
                                      rows=[(r["letter"], r["condition"], r["stimulus_id"], r["sha256"], value)
                                            for r in rows])
@@ -200,21 +232,17 @@ def test_writing_a_trial_again_updates_its_rows_instead_of_adding_any(data):
     assert [tuple(r) for r in after] == [(30.0, 3)] * 4
 
 
-def _condition_of(path) -> str:
-    with store.connect() as conn:
-        return conn.execute("SELECT condition FROM stimuli WHERE file_name = ?", (Path(path).name,)).fetchone()[0]
-
-
 def _take_part(test_id, name, *, scored_trials, anchor=10.0):
     """A listener through the store's own steps: practice, then ``scored_trials`` trials, every version at 10
     except the anchor (``anchor``). Returns the session id."""
-    sid = store.create_session(f"participant-{name}-0123456789", test_id, device="Headphones", experience="None")
-    step = store.finish_calibration(sid, store.current_step(sid).nonce)
+    sid = store.create_session(new_participant_key(), test_id, device="Headphones", experience="None")
+    step = store.finish_calibration(sid, listen_through(store.current_step(sid)).nonce)
     done = 0
     while step.stage in ("training", "trials") and (step.stage == "training" or done < scored_trials):
-        ratings = {letter: (anchor if _condition_of(path) == "anchor" else 10.0) for letter, path in step.players}
+        ratings = {p.letter: (anchor if condition_of_alias(p.alias) == "anchor" else 10.0)
+                   for p in listen_through(step).players}
         done += step.stage == "trials"
-        step = store.submit_ratings(sid, step.nonce, ratings, played={letter: True for letter in ratings})
+        step = store.submit_ratings(sid, step.nonce, ratings)
     return sid
 
 

@@ -1,34 +1,37 @@
-"""The "Listening results" tab: results, screening, export and test creation, behind the admin token.
+"""The organiser's "Listening results" tab (in the main app): results, screening, export, test creation.
 
 Nothing in this tab's initial layout names a version (the layout reaches every browser in
 ``/config``); tables and plots are filled only by handlers that check ``LISTENING_ADMIN_TOKEN`` on
-every call, whatever the page state says.
+every call (:func:`auth.check_admin`), whatever the page state says. The CSV is downloaded through
+a one-time link (:func:`auth.issue_export_ticket`, :mod:`.web`): no copy of it is left on disk
+or in Gradio's file cache.
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from ..errors import BadInputError, RestorationError
 from ..paths import data_dir
-from . import results, store
+from . import auth, results, store, web
 from .build import create_test
 
 
-def _guard(fn):
-    """Check the admin token on every call, then run ``fn`` with the other inputs."""
-    from .ui import _require_admin
+def _guard(fn, *, with_token: bool = False):
+    """Check the admin token on every call, then run ``fn`` with the other inputs (and the token if asked).
+
+    A refusal shows its reason once and logs one line, without a traceback.
+    """
 
     def wrapper(token, *args):
-        _require_admin(token)
         try:
-            return fn(*args)
+            auth.check_admin(token)
+            return fn(token, *args) if with_token else fn(*args)
         except RestorationError as exc:
-            raise gr.Error(str(exc)) from None
+            web.refuse_log(f"an organiser call ({fn.__name__.strip('_')})", exc)
+            raise gr.Error(str(exc), print_exception=False) from None
 
     wrapper.__name__ = wrapper.__qualname__ = f"admin{fn.__name__}"
     return wrapper
@@ -65,14 +68,16 @@ def _show(test_name, include_everyone):
     return _results_outputs(test_name, include_everyone)
 
 
-def _export(test_name):
+def _export(token, test_name):
     if not test_name:
         raise BadInputError("choose a test first")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name).strip("-") or "test"
-    out = Path(tempfile.mkdtemp(prefix="listening-export-")) / f"listening-{safe}.csv"
-    path, n = results.export_csv(out, test_name)
-    return str(path), (f"Exported {n} ratings (one row each) from a consistent snapshot; "
-                       "`excluded_by` names the screening rules that exclude a row's listener.")
+    test = store.get_test(test_name)
+    ticket = auth.issue_export_ticket(token, test["id"])
+    link = f"{web.PAGE_PATH.strip('/')}/export/{ticket}"
+    minutes = int(auth.EXPORT_TICKET_S // 60)
+    return (f"**[Download the CSV of {test['name']}]({link})** — a one-time link, valid for {minutes} minutes. "
+            "One row per rating, from a consistent snapshot taken when you download; `excluded_by` names the "
+            "screening rules that exclude a row's listener.")
 
 
 def _activate(test_name):
@@ -122,7 +127,7 @@ def _create_from_runs(name, n_clips):
 
 
 def admin_tab() -> None:
-    """Lay out the tab and wire its handlers (all private, all token-checked except the download's render)."""
+    """Lay out the tab and wire its handlers (all private, all token-checked)."""
 
     with gr.Tab("Listening results", id="lt-admin-tab"):
         gr.Markdown("For the organiser. Type the admin token (the server's `LISTENING_ADMIN_TOKEN`).")
@@ -142,14 +147,6 @@ def admin_tab() -> None:
             plot = gr.Plot(label="Ratings")
             screening = gr.Dataframe(label="Screening per listener", interactive=False)
             clips = gr.Dataframe(label="Mean rating per clip", interactive=False)
-            export_path = gr.State(None)  # server-side; set only by the token-checked export
-
-            @gr.render(inputs=[export_path])
-            def _download(path):
-                # Rendered on demand: a file component in the initial layout would put Gradio's
-                # FileData schema into every participant's /config.
-                if path:
-                    gr.DownloadButton("Download the CSV", value=path)
             with gr.Accordion("Create a test", open=False):
                 folder = gr.Textbox(label="Folder to search for clips (a batch output, or the app's runs folder)")
                 name = gr.Textbox(label="Test name", placeholder="e.g. class-2026-05")
@@ -165,7 +162,7 @@ def admin_tab() -> None:
     token.submit(_guard(_unlock), inputs=[token, include_all], outputs=[panel, test, *result_outputs], **private)
     for trigger in (refresh.click, test.input, include_all.input):
         trigger(_guard(_show), inputs=[token, test, include_all], outputs=result_outputs, **private)
-    export.click(_guard(_export), inputs=[token, test], outputs=[export_path, admin_msg], **private)
+    export.click(_guard(_export, with_token=True), inputs=[token, test], outputs=[admin_msg], **private)
     activate.click(_guard(_activate), inputs=[token, test], outputs=[test, admin_msg], **private)
     from_folder.click(_guard(_create_from_folder), inputs=[token, folder, name, n_clips], outputs=[test, create_msg],
                       **private)

@@ -11,9 +11,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..versions import CONDITIONS
 from . import store
-from .stimuli import (CONDITIONS, StimulusSettings, find_clip_folders, is_clip_folder, prepare_stimuli,
-                      read_clip_source, select_clips)
+from .db import stimuli_root
+from .stimuli import (StimulusSettings, find_clip_folders, is_clip_folder, prepare_stimuli, read_clip_source,
+                      select_clips)
 
 MAX_NAME_CHARS = 80
 RECOMMENDED_CLIPS = (8, 12)
@@ -55,7 +57,7 @@ def create_test(name: str, *, from_dir=None, folders=None, n_clips: int = 10, se
     sources = [read_clip_source(f) for f in found]
     chosen, practice = select_clips(sources, int(n_clips), seed=seed)
     test_id = secrets.token_hex(8)
-    folder = store.stimuli_root() / test_id
+    folder = stimuli_root() / test_id
     try:
         scored, training, skipped = prepare_stimuli(chosen, practice, folder, settings)
         if not scored:

@@ -9,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import store
-from .session import REVEAL_NAMES
+from ..versions import ANCHOR, CONDITION_SHORT, CONDITION_TITLES, CONDITIONS
+from . import export, store
 from .stats import Analysis, analyze, ratings_from_rows
-from .stimuli import CONDITIONS
-
-SHORT = {"original": "Original", "demucs": "Demucs", "spectral_gating": "Spectral gating", "anchor": "Anchor"}
 
 
 @dataclass
@@ -28,15 +25,15 @@ class TestResults:
 def load_results(test_ref: str | None = None, *, include_everyone: bool = False, path=None) -> TestResults:
     """Analyse one test (the active one by default) from a consistent snapshot."""
     test = store.get_test(test_ref, path)
-    with store.snapshot(path) as snap:
+    with export.snapshot(path) as snap:
         analysis, trials = _analyse(snap, test, include_everyone=include_everyone)
     labels = {t["id"]: f"{t['genre']}: {t['prompt']}" for t in trials}
     return TestResults(test=test, n_trials=len(trials), analysis=analysis, clip_labels=labels)
 
 
 def _analyse(snap, test: dict, *, include_everyone: bool = False) -> tuple[Analysis, list]:
-    rows = store.rating_rows(test["id"], conn=snap)
-    listeners = list(store.session_counts(test["id"], conn=snap))
+    rows = export.rating_rows(test["id"], conn=snap)
+    listeners = list(export.session_counts(test["id"], conn=snap))
     trials = snap.execute("SELECT id, genre, prompt FROM trials WHERE test_id = ? AND is_training = 0",
                           (test["id"],)).fetchall()
     analysis = analyze(ratings_from_rows(rows), n_trials=len(trials), listeners=listeners,
@@ -44,18 +41,23 @@ def _analyse(snap, test: dict, *, include_everyone: bool = False) -> tuple[Analy
     return analysis, trials
 
 
+def _exclusions(snap, test) -> dict:
+    analysis, _ = _analyse(snap, test)
+    return {s.listener: {"excluded_by": ";".join(s.reasons)} for s in analysis.screened}
+
+
 def export_csv(out, test_ref: str | None = None, *, path=None) -> tuple[Path, int]:
-    """:func:`store.export_csv` plus ``excluded_by``: the screening rules that exclude each row's listener.
+    """:func:`export.export_csv` plus ``excluded_by``: the screening rules that exclude each row's listener.
 
     ``incomplete``, ``anchor`` and ``agreement`` joined by ``;`` (see :func:`.stats.screen`),
     empty for a listener the analysis keeps; computed from the same snapshot as the rows.
     """
+    return export.export_csv(out, test_ref, path, annotate=_exclusions, extra_columns=("excluded_by",))
 
-    def exclusions(snap, test):
-        analysis, _ = _analyse(snap, test)
-        return {s.listener: {"excluded_by": ";".join(s.reasons)} for s in analysis.screened}
 
-    return store.export_csv(out, test_ref, path, annotate=exclusions, extra_columns=("excluded_by",))
+def export_text(test_ref: str | None = None, *, path=None) -> tuple[str, str, int]:
+    """The same CSV as :func:`export_csv`, as text for a download: (test name, text, rows)."""
+    return export.csv_text(test_ref, path, annotate=_exclusions, extra_columns=("excluded_by",))
 
 
 def _f(x, fmt=".1f") -> str:
@@ -86,13 +88,14 @@ def markdown(res: TestResults) -> str:
               "over listeners.", "", "| Version | n | Mean | 95 % CI | SD |", "|---|---|---|---|---|"]
     for s in a.summary:
         ci = "—" if s.ci_low is None else f"{s.ci_low:.1f} – {s.ci_high:.1f}"
-        lines.append(f"| {REVEAL_NAMES[s.condition]} | {s.n} | {_f(s.mean)} | {ci} | {_f(s.sd)} |")
+        lines.append(f"| {CONDITION_TITLES[s.condition]} | {s.n} | {_f(s.mean)} | {ci} | {_f(s.sd)} |")
     fr = a.friedman
     lines += ["", f"**Friedman** over the three real versions: n = {fr.n}, "
               + (f"χ²(2) = {fr.statistic:.2f}, p = {_p(fr.p)}" if fr.statistic is not None else fr.note) + ".",
               "", "| Pair | n | Median difference | W | p | p (Holm) |", "|---|---|---|---|---|---|"]
     for pw in a.pairwise:
-        lines.append(f"| {SHORT[pw.first]} − {SHORT[pw.second]} | {pw.n} | {_f(pw.median_difference)} | "
+        pair = f"{CONDITION_SHORT[pw.first]} − {CONDITION_SHORT[pw.second]}"
+        lines.append(f"| {pair} | {pw.n} | {_f(pw.median_difference)} | "
                      f"{_f(pw.statistic, '.1f')} | {_p(pw.p)} | {_p(pw.p_holm)} |")
     lines += ["", "The anchor is for screening and sanity only; it is not in Friedman or Wilcoxon."]
     return "\n".join(lines)
@@ -109,7 +112,7 @@ SCREENING_HEADERS = ["Listener", "Trials", "Complete %", "Anchor fails / limit",
 
 
 def clip_table(res: TestResults) -> tuple[list[str], list[list]]:
-    headers = ["Clip", *[SHORT[c] for c in CONDITIONS], "n"]
+    headers = ["Clip", *[CONDITION_SHORT[c] for c in CONDITIONS], "n"]
     rows = []
     for clip, label in sorted(res.clip_labels.items(), key=lambda kv: kv[1]):
         values = res.analysis.clips.get(clip, {})
@@ -132,14 +135,14 @@ def figure(res: TestResults):
     for i, s in enumerate(a.summary):
         if s.mean is None:
             continue
-        ax.bar(i, s.mean, color="#9ecae1" if s.condition != "anchor" else "#dddddd", width=0.6)
+        ax.bar(i, s.mean, color="#9ecae1" if s.condition != ANCHOR else "#dddddd", width=0.6)
         if s.ci_low is not None:
             ax.errorbar(i, s.mean, yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], color="k", capsize=6)
     rng = np.random.default_rng(0)
     for i, c in enumerate(CONDITIONS):
         pts = [m[c] for m in a.means.values() if c in m]
         ax.scatter(i + rng.uniform(-0.18, 0.18, len(pts)), pts, s=10, color="#08519c", alpha=0.6, zorder=3)
-    ax.set_xticks(x, [SHORT[c] for c in CONDITIONS])
+    ax.set_xticks(x, [CONDITION_SHORT[c] for c in CONDITIONS])
     ax.set_ylim(0, 100)
     ax.set_ylabel("Rating (0–100): mean, 95 % CI, listeners")
     ax.set_title(f"Per version (n = {len(a.included)} listeners)")
@@ -151,7 +154,7 @@ def figure(res: TestResults):
     width = 0.2
     for j, c in enumerate(CONDITIONS):
         vals = [res.analysis.clips.get(k, {}).get(c, (np.nan, 0))[0] for k in clips]
-        ax2.bar(np.arange(len(clips)) + (j - 1.5) * width, vals, width=width, label=SHORT[c])
+        ax2.bar(np.arange(len(clips)) + (j - 1.5) * width, vals, width=width, label=CONDITION_SHORT[c])
     ax2.set_xticks(np.arange(len(clips)), [res.clip_labels[k][:18] for k in clips], rotation=35, ha="right",
                    fontsize=7)
     ax2.set_ylim(0, 100)

@@ -1,6 +1,6 @@
 """Analysis of a listening test: screening, per-version means with CIs, Friedman, Wilcoxon–Holm.
 
-Rules fixed before data collection (shared/LISTENING.md, "Screening" and "Statistics"):
+Rules fixed before data collection (docs/LISTENING.md, "Screening" and "Statistics"):
 
 - **Completeness**: a listener is analysed only with ≥ 80 % of the scored trials.
 - **Anchor rule**: a trial fails when the anchor is rated above 90, or above all three real
@@ -9,7 +9,8 @@ Rules fixed before data collection (shared/LISTENING.md, "Screening" and "Statis
   (every clip × version they rated, anchor included; panel = the other complete listeners) must
   be ≥ 0.5. An undefined ρ (constant ratings) fails too.
 - **The unit is the listener**: each listener's ratings are averaged per version over clips first.
-  Per version: mean and a 95 % CI, t with n − 1 degrees of freedom, over listeners.
+  Per version: mean and a 95 % CI, t with n − 1 degrees of freedom, over listeners
+  (:func:`restoration.stats.t_interval`, the package's one home for intervals).
 - **Omnibus**: Friedman's χ² over the three real versions (listeners × versions).
 - **Pairwise**: Wilcoxon signed-rank tests (two-sided) with Holm's step-down correction; the
   effect size is the median of the paired differences (first − second), in rating points.
@@ -19,14 +20,14 @@ The anchor is a screening and sanity check only, left out of Friedman and Wilcox
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 
-from .stimuli import CONDITIONS, REAL_CONDITIONS
+from ..stats import t_interval
+from ..versions import ANCHOR, CONDITIONS, REAL_CONDITIONS
 
 COMPLETENESS_MIN = 0.8
 ANCHOR_MAX = 90.0
@@ -85,7 +86,7 @@ def anchor_failures(clips: dict) -> int:
     """Trials whose anchor is rated above 90 or above every real version."""
     fails = 0
     for values in _complete_trials(clips).values():
-        a = values["anchor"]
+        a = values[ANCHOR]
         if a > ANCHOR_MAX or all(a > values[c] for c in REAL_CONDITIONS):
             fails += 1
     return fails
@@ -156,27 +157,13 @@ class ConditionSummary:
     ci_high: float | None
 
 
-def mean_ci(values, *, confidence: float = 0.95) -> tuple[float | None, float | None, float | None, float | None]:
-    """(mean, sd, low, high): the t interval with n − 1 degrees of freedom (None where undefined)."""
-    from scipy.stats import t
-
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return None, None, None, None
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, None, None, None
-    sd = float(x.std(ddof=1))
-    half = float(t.ppf(0.5 + confidence / 2, x.size - 1)) * sd / math.sqrt(x.size)
-    return mean, sd, mean - half, mean + half
-
-
 def summarize(means: dict) -> list[ConditionSummary]:
+    """Per condition: the mean over listeners with its 95 % t interval (:func:`restoration.stats.t_interval`)."""
     out = []
     for c in CONDITIONS:
         vals = [m[c] for m in means.values() if c in m]
-        mean, sd, lo, hi = mean_ci(vals)
-        out.append(ConditionSummary(c, len(vals), mean, sd, lo, hi))
+        ci = t_interval(vals)
+        out.append(ConditionSummary(c, ci.n, ci.mean, ci.sd, ci.low, ci.high))
     return out
 
 

@@ -7,7 +7,7 @@ A *clip folder* holds ``input.wav``, ``demucs.wav``, ``spectral_gating.wav`` and
 - ``demucs`` and ``spectral_gating``: the two restorations,
 - ``anchor``: the original low-passed at 3.5 kHz (a hidden low anchor for screening).
 
-Everything that could give a version away is unified (shared/LISTENING.md, "Stimulus
+Everything that could give a version away is unified (docs/LISTENING.md, "Stimulus
 preparation"): one sample rate (the input's), one layout (mono), one length (the shortest
 version's, cut to one fixed 10 s excerpt when a clip is longer than 12 s), identical 15 ms
 raised-cosine fades, and one integrated loudness (ITU-R BS.1770, −23 LUFS) under a shared
@@ -15,16 +15,22 @@ raised-cosine fades, and one integrated loudness (ITU-R BS.1770, −23 LUFS) und
 lowered for *every* stimulus of the test, so levels stay equal within and across trials.
 Files are written as 16-bit PCM under uuid names, then read back: the loudness of the file
 actually served is checked to be within 0.1 LU of the target, and its SHA-256 is recorded.
+Nothing about a file tells its version: every version of a clip has the same length, so the same
+size and the same WAV header; the versions are written in a random order, and every file of a
+test is then given one common modification time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import secrets
+import time
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +38,12 @@ import numpy as np
 from ..audio import (apply_fades, convert_channels, integrated_lufs, lowpass, peak_dbfs, read_audio, resample,
                      write_wav)
 from ..errors import BadInputError
+from ..versions import ANCHOR, CONDITION_VERSION, CONDITIONS, FILES, ORIGINAL, REAL_CONDITIONS
 
-CONDITIONS = ("original", "demucs", "spectral_gating", "anchor")
-REAL_CONDITIONS = CONDITIONS[:3]
-SOURCE_FILES = {"original": "input.wav", "demucs": "demucs.wav", "spectral_gating": "spectral_gating.wav"}
-CONDITION_TITLES = {
-    "original": "Original (MusicGen output, unprocessed)",
-    "demucs": "Demucs (sum of separated stems)",
-    "spectral_gating": "Spectral gating (noisereduce)",
-    "anchor": "Low anchor (original low-passed at 3.5 kHz)",
-}
+#: The file of a clip folder each real condition is read from.
+SOURCE_FILES = {condition: FILES[version] for condition, version in CONDITION_VERSION.items()}
+#: The extra stimulus of the practice clip: the volume check's sound.
+CALIBRATION = "calibration"
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def load_versions(source: ClipSource, settings: StimulusSettings) -> tuple[dict[
     if frames < int(0.5 * rate):
         raise BadInputError(f"{source.folder}: shorter than 0.5 s")
     versions = {c: a[..., :frames] for c, a in raw.items()}
-    versions["anchor"] = lowpass(versions["original"], rate, cutoff_hz=settings.anchor_cutoff_hz)
+    versions[ANCHOR] = lowpass(versions[ORIGINAL], rate, cutoff_hz=settings.anchor_cutoff_hz)
     seconds = frames / rate
     start_s = 0.0
     if seconds > settings.max_clip_s:
@@ -244,11 +246,18 @@ def sha256_file(path) -> str:
 
 def write_stimuli(versions: dict[str, np.ndarray], sample_rate: int, folder: Path, *, target_lufs: float,
                   settings: StimulusSettings) -> list[PreparedStimulus]:
-    """Scale every version to ``target_lufs``, write 16-bit WAVs under uuid names and verify them."""
+    """Scale every version to ``target_lufs``, write 16-bit WAVs under uuid names and verify them.
+
+    The versions are written in a random order (so no file-system order follows the condition);
+    the result lists them in the order of ``versions``.
+    """
     import soundfile as sf
 
-    out = []
-    for condition, audio in versions.items():
+    order = list(versions)
+    secrets.SystemRandom().shuffle(order)
+    out = {}
+    for condition in order:
+        audio = versions[condition]
         before = integrated_lufs(audio, sample_rate)
         gain_db = target_lufs - before
         scaled = (audio.astype(np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.float32)
@@ -262,10 +271,23 @@ def write_stimuli(versions: dict[str, np.ndarray], sample_rate: int, folder: Pat
             raise BadInputError(f"loudness matching missed: {after} LUFS against a target of {target_lufs:.2f}")
         if peak > settings.peak_ceiling_dbfs + 0.01:
             raise BadInputError(f"peak {peak:.2f} dBFS exceeds the ceiling of {settings.peak_ceiling_dbfs} dBFS")
-        out.append(PreparedStimulus(stimulus_id=stimulus_id, condition=condition, file_name=name,
-                                    sha256=sha256_file(path), lufs_before=before, lufs_after=after,
-                                    gain_db=float(gain_db), peak_dbfs=peak, target_lufs=float(target_lufs)))
-    return out
+        out[condition] = PreparedStimulus(stimulus_id=stimulus_id, condition=condition, file_name=name,
+                                          sha256=sha256_file(path), lufs_before=before, lufs_after=after,
+                                          gain_db=float(gain_db), peak_dbfs=peak, target_lufs=float(target_lufs))
+    return [out[condition] for condition in versions]
+
+
+def stamp_files(folder, *, mtime_s: float | None = None) -> float:
+    """Give every file in ``folder`` one modification (and access) time, whole seconds; returns it.
+
+    Web servers derive ``Last-Modified`` and ``ETag`` from it: one value for every file of a
+    test orders nothing.
+    """
+    stamp = float(int(time.time() if mtime_s is None else mtime_s))
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            os.utime(path, (stamp, stamp))
+    return stamp
 
 
 def calibration_mix(versions: dict[str, np.ndarray]) -> np.ndarray:
@@ -293,7 +315,7 @@ def prepare_stimuli(scored: list[ClipSource], practice: ClipSource | None, folde
         try:
             versions, rate, start_s, seconds = load_versions(source, settings)
             if source is practice:
-                versions["calibration"] = calibration_mix(versions)
+                versions[CALIBRATION] = calibration_mix(versions)
             target = feasible_target(versions, rate, settings)
         except BadInputError as exc:
             skipped.append(f"{source.folder}: {exc}")
@@ -310,15 +332,12 @@ def prepare_stimuli(scored: list[ClipSource], practice: ClipSource | None, folde
         if not with_calibration:
             versions = {c: versions[c] for c in CONDITIONS}
         clip = PreparedClip(clip_id=uuid.uuid4().hex[:12], source=source, sample_rate=rate,
-                            frames=int(versions["original"].shape[-1]), excerpt_start_s=start_s,
+                            frames=int(versions[ORIGINAL].shape[-1]), excerpt_start_s=start_s,
                             source_seconds=seconds)
         clip.stimuli = write_stimuli(versions, rate, folder, target_lufs=target, settings=settings)
         return clip
 
     training = make(practice, True) if practice is not None else None
     prepared = [c for c in (make(s, False) for s in scored) if c is not None]
+    stamp_files(folder)
     return prepared, training, skipped
-
-
-def settings_dict(settings: StimulusSettings) -> dict:
-    return asdict(settings)

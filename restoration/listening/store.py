@@ -1,213 +1,35 @@
-"""SQLite storage of listening tests: tests, trials, stimuli, sessions, ratings, the run pool.
+"""What a listening test stores: tests and their stimuli, the run pool, sessions, play events, ratings.
 
-One file, ``data_dir()/listening.sqlite3`` (``RESTORATION_DATA_DIR``; ``/data`` on a Space, the
-only place that survives a restart). Rules from shared/LISTENING.md, "Storage":
+Storage rules are in :mod:`.db`; who may call what is in :mod:`.auth`; export in :mod:`.export`.
 
-- ``journal_mode=WAL`` (readers never block the writer), ``synchronous=FULL`` (a commit is on
-  disk before it returns), a 30 s busy timeout, and ``BEGIN IMMEDIATE`` for every write, so two
-  writers queue instead of failing half-way.
-- One connection per call: every public function opens its own and closes it. Nothing about a
-  participant lives in module globals.
 - Every trial is written the moment it is submitted, in one transaction with the step it unlocks.
   ``UNIQUE(session_id, trial_id, condition)`` plus ``INSERT … ON CONFLICT DO UPDATE`` makes a
   resubmission update the row instead of duplicating it.
 - A submission names the one-time *step nonce* it was served with. The nonce changes when the step
   is saved, so a replayed or forged submission (old nonce, another session's nonce, unknown trial)
   is refused and changes nothing.
-- Export reads a consistent snapshot made with SQLite's backup API, never the live file (commits
-  may still sit in the WAL), and writes a long-format CSV (a row per rating) with :mod:`csv`.
-
-The condition of a stimulus is stored here and only here; what a participant's browser gets is
-built by :mod:`restoration.listening.session` from letters and uuid file names.
+- A listener gets every stimulus under a random *alias* of their own, one per session, trial and
+  letter: a mapping revealed to one listener names no file another listener receives.
+- The server decides whether a version was heard, from the play events it recorded
+  (:mod:`.heard`); a rating is accepted only for versions heard.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import secrets
 import sqlite3
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import BadInputError
-from ..paths import data_dir
+from ..versions import CONDITIONS
+from . import heard
+from .auth import STALE_MESSAGE, check_nonce, new_nonce
+from .db import connect, now_iso, stimuli_root, transaction
 from .design import new_seed, plan_session
-from .stimuli import CONDITIONS
-
-BUSY_TIMEOUT_S = 30.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tests (
-    id            TEXT PRIMARY KEY,
-    name          TEXT NOT NULL UNIQUE,
-    folder        TEXT NOT NULL,
-    source        TEXT NOT NULL,
-    created_at    TEXT NOT NULL,
-    active        INTEGER NOT NULL DEFAULT 0,
-    settings_json TEXT NOT NULL,
-    log_json      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS trials (
-    id              TEXT PRIMARY KEY,
-    test_id         TEXT NOT NULL REFERENCES tests(id),
-    is_training     INTEGER NOT NULL,
-    clip_folder     TEXT NOT NULL,
-    prompt          TEXT NOT NULL,
-    genre           TEXT NOT NULL,
-    clip_seed       INTEGER,
-    model           TEXT NOT NULL,
-    sample_rate     INTEGER NOT NULL,
-    frames          INTEGER NOT NULL,
-    excerpt_start_s REAL NOT NULL,
-    source_seconds  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS stimuli (
-    id          TEXT PRIMARY KEY,
-    trial_id    TEXT NOT NULL REFERENCES trials(id),
-    condition   TEXT NOT NULL,
-    file_name   TEXT NOT NULL UNIQUE,
-    sha256      TEXT NOT NULL,
-    lufs_before REAL,
-    lufs_after  REAL NOT NULL,
-    gain_db     REAL NOT NULL,
-    peak_dbfs   REAL NOT NULL,
-    target_lufs REAL NOT NULL,
-    UNIQUE (trial_id, condition)
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id             TEXT PRIMARY KEY,
-    participant    TEXT NOT NULL,
-    test_id        TEXT NOT NULL REFERENCES tests(id),
-    seed           INTEGER NOT NULL,
-    device         TEXT NOT NULL,
-    experience     TEXT NOT NULL,
-    stage          TEXT NOT NULL,
-    step_nonce     TEXT,
-    step_served_at REAL,
-    created_at     TEXT NOT NULL,
-    finished_at    TEXT,
-    UNIQUE (participant, test_id)
-);
-CREATE TABLE IF NOT EXISTS presentations (
-    session_id   TEXT NOT NULL REFERENCES sessions(id),
-    trial_id     TEXT NOT NULL REFERENCES trials(id),
-    position     INTEGER NOT NULL,
-    completed_at TEXT,
-    PRIMARY KEY (session_id, trial_id),
-    UNIQUE (session_id, position)
-);
-CREATE TABLE IF NOT EXISTS letters (
-    session_id  TEXT NOT NULL REFERENCES sessions(id),
-    trial_id    TEXT NOT NULL REFERENCES trials(id),
-    letter      TEXT NOT NULL,
-    condition   TEXT NOT NULL,
-    stimulus_id TEXT NOT NULL REFERENCES stimuli(id),
-    PRIMARY KEY (session_id, trial_id, letter),
-    UNIQUE (session_id, trial_id, condition)
-);
-CREATE TABLE IF NOT EXISTS ratings (
-    id           INTEGER PRIMARY KEY,
-    session_id   TEXT NOT NULL REFERENCES sessions(id),
-    trial_id     TEXT NOT NULL REFERENCES trials(id),
-    condition    TEXT NOT NULL,
-    letter       TEXT NOT NULL,
-    position     INTEGER NOT NULL,
-    rating       REAL NOT NULL CHECK (rating >= 0 AND rating <= 100),
-    stimulus_id  TEXT NOT NULL REFERENCES stimuli(id),
-    sha256       TEXT NOT NULL,
-    response_s   REAL,
-    submitted_at TEXT NOT NULL,
-    updated_at   TEXT NOT NULL,
-    revision     INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (session_id, trial_id, condition)
-);
-CREATE TABLE IF NOT EXISTS pool (
-    id       INTEGER PRIMARY KEY,
-    folder   TEXT NOT NULL UNIQUE,
-    prompt   TEXT NOT NULL,
-    genre    TEXT NOT NULL,
-    added_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ratings_by_trial ON ratings (trial_id);
-CREATE INDEX IF NOT EXISTS sessions_by_test ON sessions (test_id);
-"""
-
-_initialised: set[str] = set()  # database files whose schema exists (infrastructure, not user state)
-_init_lock = threading.Lock()
-
-
-def db_path() -> Path:
-    """The database file: ``data_dir()/listening.sqlite3``."""
-    return data_dir() / "listening.sqlite3"
-
-
-def stimuli_root() -> Path:
-    """Folder of served stimulus files (uuid names only; one sub-folder per test id)."""
-    path = data_dir() / "listening"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    key = str(path.resolve())
-    with _init_lock:
-        if key in _initialised and path.exists():
-            return
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise BadInputError(f"cannot switch {path} to WAL mode (got {mode}); is it on a network drive?")
-        conn.executescript(SCHEMA)
-        _initialised.add(key)
-
-
-@contextmanager
-def connect(path=None):
-    """A fresh connection to the database (schema created on first use); closed on exit."""
-    path = Path(path) if path is not None else db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _open(path)
-    try:
-        _ensure_schema(conn, path)
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection):
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any exception)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
 
 # --------------------------------------------------------------------------- tests and the pool
 
@@ -302,7 +124,17 @@ def pool_folders(path=None) -> list[Path]:
     return [Path(r[0]) for r in rows if Path(r[0]).is_dir()]
 
 
+
 # --------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class Player:
+    """One player of a step, as the browser gets it: a letter and an alias (no condition, no file name)."""
+
+    letter: str  # "A"…"D"; "" for the calibration sound
+    alias: str
+    heard: bool
 
 
 @dataclass(frozen=True)
@@ -315,18 +147,20 @@ class Step:
     position: int  # 1-based number of the current scored trial (0 outside "trials")
     total: int  # number of scored trials
     completed: int  # scored trials done
-    players: tuple  # ((letter, Path of the served file), …)
-
-
-def _nonce() -> str:
-    return secrets.token_urlsafe(18)
+    players: tuple  # (Player, …)
+    duration_s: float  # length of every stimulus of the step
 
 
 def find_session(participant: str, test_id: str, path=None) -> str | None:
+    """The session of ``participant`` (a database key from :func:`auth.known_participant`) in ``test_id``."""
     with connect(path) as conn:
         row = conn.execute("SELECT id FROM sessions WHERE participant = ? AND test_id = ?",
                            (participant, test_id)).fetchone()
     return row[0] if row else None
+
+
+def _alias() -> str:
+    return secrets.token_urlsafe(16)
 
 
 def create_session(participant: str, test_id: str, *, device: str, experience: str, seed: int | None = None,
@@ -334,7 +168,7 @@ def create_session(participant: str, test_id: str, *, device: str, experience: s
     """Start (or return the existing) session of ``participant`` in ``test_id``.
 
     The trial order and every trial's letters are drawn from ``seed`` (a fresh one by default)
-    and stored, with the seed, before the call returns.
+    and stored, with the seed and a fresh alias per trial and letter, before the call returns.
     """
     seed = new_seed() if seed is None else int(seed)
     with connect(path) as conn, transaction(conn):
@@ -352,7 +186,7 @@ def create_session(participant: str, test_id: str, *, device: str, experience: s
         conn.execute(
             "INSERT INTO sessions (id, participant, test_id, seed, device, experience, stage, step_nonce, "
             "step_served_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'calibration', ?, ?, ?)",
-            (session_id, participant, test_id, seed, device, experience, _nonce(), time.time(), now_iso()),
+            (session_id, participant, test_id, seed, device, experience, new_nonce(), time.time(), now_iso()),
         )
         ordered = ([training] if training else []) + list(plan.order)
         first = 0 if training else 1
@@ -364,6 +198,17 @@ def create_session(participant: str, test_id: str, *, device: str, experience: s
             for letter, condition in plan.letters[trial_id].items():
                 conn.execute("INSERT INTO letters (session_id, trial_id, letter, condition, stimulus_id) "
                              "VALUES (?, ?, ?, ?, ?)", (session_id, trial_id, letter, condition, stimuli[condition]))
+                conn.execute("INSERT INTO aliases (alias, session_id, trial_id, letter, stimulus_id) "
+                             "VALUES (?, ?, ?, ?, ?)", (_alias(), session_id, trial_id, letter, stimuli[condition]))
+        # The volume check plays the practice clip's calibration mix (or the first trial's letter A).
+        calibration_trial = ordered[0]
+        calibration = conn.execute("SELECT id FROM stimuli WHERE trial_id = ? AND condition = 'calibration'",
+                                   (calibration_trial,)).fetchone()
+        if calibration is None:
+            calibration = conn.execute("SELECT stimulus_id FROM letters WHERE session_id = ? AND trial_id = ? "
+                                       "AND letter = 'A'", (session_id, calibration_trial)).fetchone()
+        conn.execute("INSERT INTO aliases (alias, session_id, trial_id, letter, stimulus_id) VALUES (?, ?, ?, '', ?)",
+                     (_alias(), session_id, calibration_trial, calibration[0]))
     return session_id
 
 
@@ -374,47 +219,61 @@ def _session_row(conn, session_id: str):
     return row
 
 
-def _current_presentation(conn, session_id: str, stage: str):
+def _current_trial(conn, session_id: str, stage: str) -> tuple[str, int] | None:
+    """(trial id, position) of the step a session is at; the calibration step uses its sound's trial."""
+    if stage == "calibration":
+        row = conn.execute("SELECT trial_id FROM aliases WHERE session_id = ? AND letter = ''",
+                           (session_id,)).fetchone()
+        return (row[0], 0) if row else None
     if stage == "training":
-        return conn.execute("SELECT * FROM presentations WHERE session_id = ? AND position = 0",
-                            (session_id,)).fetchone()
-    if stage == "trials":
-        return conn.execute("SELECT * FROM presentations WHERE session_id = ? AND position > 0 "
-                            "AND completed_at IS NULL ORDER BY position LIMIT 1", (session_id,)).fetchone()
-    return None
+        row = conn.execute("SELECT trial_id, position FROM presentations WHERE session_id = ? AND position = 0",
+                           (session_id,)).fetchone()
+    elif stage == "trials":
+        row = conn.execute("SELECT trial_id, position FROM presentations WHERE session_id = ? AND position > 0 "
+                           "AND completed_at IS NULL ORDER BY position LIMIT 1", (session_id,)).fetchone()
+    else:
+        return None
+    return (row[0], int(row[1])) if row else None
+
+
+def _duration_s(conn, trial_id: str) -> float:
+    row = conn.execute("SELECT frames, sample_rate FROM trials WHERE id = ?", (trial_id,)).fetchone()
+    return float(row["frames"]) / float(row["sample_rate"])
+
+
+def _heard(conn, session_id: str, trial_id: str, letters, *, stage: str) -> dict[str, bool]:
+    """Letter → heard, from the recorded play events (the calibration sound only needs to be played)."""
+    rows = conn.execute("SELECT letter, kind, position_s, to_s, at_s FROM plays WHERE session_id = ? "
+                        "AND trial_id = ? ORDER BY at_s, id", (session_id, trial_id)).fetchall()
+    if stage == "calibration":
+        played = {r["letter"] for r in rows if r["kind"] == heard.PLAY}
+        return {letter: letter in played for letter in letters}
+    events = [heard.PlayEvent(r["letter"], r["kind"], r["position_s"], r["at_s"], r["to_s"]) for r in rows]
+    return heard.heard_letters(events, letters=letters, duration_s=_duration_s(conn, trial_id))
 
 
 def _step(conn, session_id: str) -> Step:
     s = _session_row(conn, session_id)
-    folder = stimuli_root() / conn.execute("SELECT folder FROM tests WHERE id = ?", (s["test_id"],)).fetchone()[0]
     total = conn.execute("SELECT COUNT(*) FROM presentations WHERE session_id = ? AND position > 0",
                          (session_id,)).fetchone()[0]
     completed = conn.execute("SELECT COUNT(*) FROM presentations WHERE session_id = ? AND position > 0 "
                              "AND completed_at IS NOT NULL", (session_id,)).fetchone()[0]
     players: tuple = ()
-    position = 0
-    if s["stage"] == "calibration":
-        row = conn.execute(
-            "SELECT st.file_name FROM stimuli st JOIN presentations p ON p.trial_id = st.trial_id "
-            "WHERE p.session_id = ? AND st.condition = 'calibration' ORDER BY p.position LIMIT 1", (session_id,)
-        ).fetchone()
-        if row is None:  # no practice clip: calibrate with the first trial's letter A
-            row = conn.execute(
-                "SELECT st.file_name FROM letters l JOIN stimuli st ON st.id = l.stimulus_id "
-                "JOIN presentations p ON p.session_id = l.session_id AND p.trial_id = l.trial_id "
-                "WHERE l.session_id = ? AND l.letter = 'A' ORDER BY p.position LIMIT 1", (session_id,)
-            ).fetchone()
-        players = (("", folder / row[0]),)
-    elif s["stage"] in ("training", "trials"):
-        pres = _current_presentation(conn, session_id, s["stage"])
-        position = int(pres["position"])
-        rows = conn.execute(
-            "SELECT l.letter, st.file_name FROM letters l JOIN stimuli st ON st.id = l.stimulus_id "
-            "WHERE l.session_id = ? AND l.trial_id = ? ORDER BY l.letter", (session_id, pres["trial_id"])
-        ).fetchall()
-        players = tuple((r["letter"], folder / r["file_name"]) for r in rows)
+    position, duration = 0, 0.0
+    current = _current_trial(conn, session_id, s["stage"])
+    if current is not None:
+        trial_id, position = current
+        if s["stage"] == "calibration":
+            rows = conn.execute("SELECT letter, alias FROM aliases WHERE session_id = ? AND letter = ''",
+                                (session_id,)).fetchall()
+        else:
+            rows = conn.execute("SELECT letter, alias FROM aliases WHERE session_id = ? AND trial_id = ? "
+                                "AND letter != '' ORDER BY letter", (session_id, trial_id)).fetchall()
+        done = _heard(conn, session_id, trial_id, [r["letter"] for r in rows], stage=s["stage"])
+        players = tuple(Player(r["letter"], r["alias"], done[r["letter"]]) for r in rows)
+        duration = _duration_s(conn, trial_id)
     return Step(session_id=session_id, stage=s["stage"], nonce=s["step_nonce"], position=position,
-                total=int(total), completed=int(completed), players=players)
+                total=int(total), completed=int(completed), players=players, duration_s=duration)
 
 
 def current_step(session_id: str, path=None) -> Step:
@@ -423,28 +282,87 @@ def current_step(session_id: str, path=None) -> Step:
         return _step(conn, session_id)
 
 
-STALE_MESSAGE = ("This page is out of date: that step was already saved, or it was opened in another tab. "
-                 "Reload the page to continue where you left off.")
+# --------------------------------------------------------------------------- serving and hearing
 
 
-def _check_nonce(session, nonce) -> None:
-    if not isinstance(nonce, str) or not session["step_nonce"] or not secrets.compare_digest(
-            nonce.encode(), session["step_nonce"].encode()):
-        raise BadInputError(STALE_MESSAGE)
+@dataclass(frozen=True)
+class Served:
+    """What an alias resolves to on the server (never sent to a browser)."""
+
+    session_id: str
+    trial_id: str
+    letter: str
+    file: Path
+
+
+def resolve_alias(alias, path=None) -> Served | None:
+    """The file behind a participant's alias, or ``None`` for an unknown alias."""
+    if not isinstance(alias, str) or not 16 <= len(alias) <= 64:
+        return None
+    with connect(path) as conn:
+        row = conn.execute(
+            "SELECT a.session_id, a.trial_id, a.letter, st.file_name, te.folder FROM aliases a "
+            "JOIN stimuli st ON st.id = a.stimulus_id JOIN trials tr ON tr.id = a.trial_id "
+            "JOIN tests te ON te.id = tr.test_id WHERE a.alias = ?", (alias,)).fetchone()
+    if row is None:
+        return None
+    return Served(row["session_id"], row["trial_id"], row["letter"], stimuli_root() / row["folder"] / row["file_name"])
+
+
+def record_play(alias, *, kind, position_s, to_s=None, at_s: float | None = None, path=None) -> bool:
+    """Record a play event of the version behind ``alias``; returns whether that version now counts as heard.
+
+    ``at_s`` is the server's arrival time (now by default). Refused (:class:`BadInputError`)
+    for an unknown alias, a malformed event, or a version that is not on the session's current step.
+    """
+    at_s = time.time() if at_s is None else float(at_s)
+    if kind not in heard.KINDS:
+        raise BadInputError(f"unknown play event {kind!r}")
+    values = []
+    for value in (position_s, to_s):
+        if value is None:
+            values.append(None)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise BadInputError("a play event's position must be a number of seconds ≥ 0")
+        values.append(float(value))
+    if values[0] is None or (kind == heard.SEEK and values[1] is None):
+        raise BadInputError("a play event needs its position")
+    served = resolve_alias(alias, path)
+    if served is None:
+        raise BadInputError("unknown sound")
+    with connect(path) as conn:
+        with transaction(conn):
+            s = _session_row(conn, served.session_id)
+            current = _current_trial(conn, served.session_id, s["stage"])
+            on_step = current is not None and current[0] == served.trial_id and (
+                (s["stage"] == "calibration") == (served.letter == ""))
+            if not on_step:
+                raise BadInputError(STALE_MESSAGE)
+            conn.execute("INSERT INTO plays (session_id, trial_id, letter, kind, position_s, to_s, at_s) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (served.session_id, served.trial_id, served.letter, kind, values[0], values[1], at_s))
+        return _heard(conn, served.session_id, served.trial_id, [served.letter], stage=s["stage"])[served.letter]
+
+
+# --------------------------------------------------------------------------- submissions
 
 
 def finish_calibration(session_id: str, nonce: str, path=None) -> Step:
-    """Leave the calibration step (the practice trial comes next, or the first trial)."""
+    """Leave the calibration step (the practice trial comes next, or the first trial); its sound must have played."""
     with connect(path) as conn:
         with transaction(conn):
             s = _session_row(conn, session_id)
-            _check_nonce(s, nonce)
+            check_nonce(s["step_nonce"], nonce)
             if s["stage"] != "calibration":
                 raise BadInputError(STALE_MESSAGE)
+            trial_id, _ = _current_trial(conn, session_id, "calibration")
+            if not _heard(conn, session_id, trial_id, [""], stage="calibration")[""]:
+                raise BadInputError("play the sound and set your volume before going on")
             has_training = conn.execute("SELECT 1 FROM presentations WHERE session_id = ? AND position = 0",
                                         (session_id,)).fetchone()
             conn.execute("UPDATE sessions SET stage = ?, step_nonce = ?, step_served_at = ? WHERE id = ?",
-                         ("training" if has_training else "trials", _nonce(), time.time(), session_id))
+                         ("training" if has_training else "trials", new_nonce(), time.time(), session_id))
         return _step(conn, session_id)
 
 
@@ -496,45 +414,48 @@ def upsert_ratings(conn: sqlite3.Connection, *, session_id: str, trial_id: str, 
         )
 
 
-def submit_ratings(session_id: str, nonce: str, ratings: dict, *, played: dict | None = None, path=None) -> Step:
+def submit_ratings(session_id: str, nonce: str, ratings: dict, path=None) -> Step:
     """Save the ratings of the current trial (training or scored) and move to the next step.
 
-    ``ratings`` maps each letter of the trial to 0–100; ``played`` (letter → bool), when given,
-    must say every version was played to the end. Everything is checked inside one
-    ``BEGIN IMMEDIATE`` transaction; on any error nothing is written.
+    ``ratings`` maps each letter of the trial to 0–100. Every version must have been heard by
+    the server's measure (:mod:`.heard`). Everything is checked inside one ``BEGIN IMMEDIATE``
+    transaction; on any error nothing is written.
     """
     with connect(path) as conn:
         with transaction(conn):
             s = _session_row(conn, session_id)
-            _check_nonce(s, nonce)
+            check_nonce(s["step_nonce"], nonce)
             if s["stage"] not in ("training", "trials"):
                 raise BadInputError(STALE_MESSAGE)
-            pres = _current_presentation(conn, session_id, s["stage"])
-            if pres is None:
+            current = _current_trial(conn, session_id, s["stage"])
+            if current is None:
                 raise BadInputError(STALE_MESSAGE)
+            trial_id, position = current
             rows = conn.execute(
                 "SELECT l.letter, l.condition, l.stimulus_id, st.sha256 FROM letters l "
                 "JOIN stimuli st ON st.id = l.stimulus_id WHERE l.session_id = ? AND l.trial_id = ?",
-                (session_id, pres["trial_id"]),
+                (session_id, trial_id),
             ).fetchall()
             by_letter = {r["letter"]: r for r in rows}
             values = validate_ratings(ratings, by_letter)
-            if played is not None:
-                if not isinstance(played, dict) or not all(played.get(letter) is True for letter in by_letter):
-                    raise BadInputError("play every version to the end before going on")
+            done = _heard(conn, session_id, trial_id, sorted(by_letter), stage=s["stage"])
+            unheard = [letter for letter, ok in done.items() if not ok]
+            if unheard:
+                raise BadInputError(f"play {', '.join(unheard)} to the end before rating: the server has not "
+                                    f"heard {'it' if len(unheard) == 1 else 'them'} played through")
             stamp = now_iso()
             response_s = time.time() - s["step_served_at"] if s["step_served_at"] else None
-            upsert_ratings(conn, session_id=session_id, trial_id=pres["trial_id"], position=int(pres["position"]),
+            upsert_ratings(conn, session_id=session_id, trial_id=trial_id, position=position,
                            rows=[(letter, by_letter[letter]["condition"], by_letter[letter]["stimulus_id"],
                                   by_letter[letter]["sha256"], value) for letter, value in values.items()],
                            response_s=response_s, stamp=stamp)
             conn.execute("UPDATE presentations SET completed_at = ? WHERE session_id = ? AND trial_id = ?",
-                         (stamp, session_id, pres["trial_id"]))
+                         (stamp, session_id, trial_id))
             left = conn.execute("SELECT COUNT(*) FROM presentations WHERE session_id = ? AND position > 0 "
                                 "AND completed_at IS NULL", (session_id,)).fetchone()[0]
             if left:
                 conn.execute("UPDATE sessions SET stage = 'trials', step_nonce = ?, step_served_at = ? WHERE id = ?",
-                             (_nonce(), time.time(), session_id))
+                             (new_nonce(), time.time(), session_id))
             else:
                 conn.execute("UPDATE sessions SET stage = 'done', step_nonce = NULL, finished_at = ? WHERE id = ?",
                              (stamp, session_id))
@@ -556,95 +477,3 @@ def reveal(session_id: str, path=None) -> list[dict]:
             "ORDER BY p.position, l.letter", (session_id,)
         ).fetchall()
     return [dict(r) for r in rows]
-
-
-# --------------------------------------------------------------------------- analysis and export
-
-EXPORT_COLUMNS = (
-    "test", "test_id", "session", "device", "experience", "session_seed", "session_finished",
-    "trial", "is_training", "position", "genre", "prompt", "clip_seed", "clip_folder",
-    "condition", "letter", "rating", "stimulus_file", "sha256", "response_s", "submitted_at", "updated_at",
-    "revision",
-)
-
-_EXPORT_SQL = """
-SELECT te.name AS test, te.id AS test_id, se.id AS session, se.device, se.experience,
-       se.seed AS session_seed, (se.stage = 'done') AS session_finished,
-       r.trial_id AS trial, tr.is_training, r.position, tr.genre, tr.prompt, tr.clip_seed, tr.clip_folder,
-       r.condition, r.letter, r.rating, st.file_name AS stimulus_file, r.sha256, r.response_s,
-       r.submitted_at, r.updated_at, r.revision
-FROM ratings r
-JOIN sessions se ON se.id = r.session_id
-JOIN tests te ON te.id = se.test_id
-JOIN trials tr ON tr.id = r.trial_id
-JOIN stimuli st ON st.id = r.stimulus_id
-WHERE te.id = ?
-ORDER BY se.created_at, se.id, r.position, r.letter
-"""
-
-
-def rating_rows(test_id: str, path=None, *, conn: sqlite3.Connection | None = None) -> list[dict]:
-    """Every rating of a test as long-format dicts (training ratings included, flagged)."""
-    if conn is not None:
-        return [dict(r) for r in conn.execute(_EXPORT_SQL, (test_id,))]
-    with connect(path) as c:
-        return [dict(r) for r in c.execute(_EXPORT_SQL, (test_id,))]
-
-
-def session_counts(test_id: str, path=None, *, conn: sqlite3.Connection | None = None) -> dict[str, int]:
-    """Session id → number of scored trials completed (every recruited session, even with none)."""
-    sql = ("SELECT se.id, COUNT(p.completed_at) FROM sessions se LEFT JOIN presentations p "
-           "ON p.session_id = se.id AND p.position > 0 WHERE se.test_id = ? GROUP BY se.id")
-    if conn is not None:
-        return {r[0]: int(r[1]) for r in conn.execute(sql, (test_id,))}
-    with connect(path) as c:
-        return {r[0]: int(r[1]) for r in c.execute(sql, (test_id,))}
-
-
-@contextmanager
-def snapshot(path=None):
-    """A consistent read-only copy of the database (SQLite backup API), deleted on exit."""
-    source = Path(path) if path is not None else db_path()
-    with tempfile.TemporaryDirectory(prefix="listening-snapshot-") as tmp:
-        copy = Path(tmp) / "snapshot.sqlite3"
-        with connect(source) as live:
-            dest = sqlite3.connect(str(copy))
-            try:
-                live.backup(dest)
-            finally:
-                dest.close()
-        conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-
-def export_csv(out, test_ref: str | None = None, path=None, *, annotate=None,
-               extra_columns: tuple[str, ...] = ()) -> tuple[Path, int]:
-    """Write a long-format CSV (a row per rating) of one test from a snapshot; returns (file, rows).
-
-    ``annotate(snapshot_connection, test) -> {session id: {column: value}}``, when given, adds
-    ``extra_columns`` per listener, computed from the same snapshot as the rows.
-    """
-    test = get_test(test_ref, path)
-    out = Path(out)
-    if out.is_dir():
-        raise BadInputError(f"--out {out} is a folder; give a file name such as results.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with snapshot(path) as snap:
-        rows = rating_rows(test["id"], conn=snap)
-        per_session = annotate(snap, test) if annotate is not None else {}
-    columns = EXPORT_COLUMNS + tuple(extra_columns)
-    tmp = out.with_name(f".{out.name}.partial")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            row = {**row, **per_session.get(row["session"], {})}
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    tmp.replace(out)
-    return out, len(rows)
-
-

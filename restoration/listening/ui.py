@@ -1,35 +1,40 @@
-"""Gradio tabs of the listening test: "Listening test" (participants) and "Listening results" (admin).
+"""The participant page of the listening test (Gradio): the only page participants are sent to.
 
-- :func:`build_listening_tabs` adds both tabs inside the caller's ``gr.Blocks()``/``gr.Tabs()``.
-- :func:`make_demo` builds a stand-alone app with only these tabs. **Share this one with
-  participants** (``python -m restoration.listening.ui``, or mount it on a path of the main app):
-  a Gradio page sends its whole layout to every browser in ``/config``, so the main app's own
-  labels ("Demucs", "Spectral gating") would be visible to participants.
-- :func:`add_run_to_pool` backs the app's "Add to listening test" button.
+- :func:`make_demo` builds it: questions, volume check, practice trial, the scored trials,
+  thank-you and reveal. No organiser tab: organisers use the main app's "Listening results"
+  tab (:mod:`.admin_ui`) or the CLI.
+- :func:`mount_participant_page` serves it on a FastAPI app at a path, with its sound, play-event
+  and export routes (:mod:`.web`), and runs its start-up when the app is already serving.
+  The main app mounts it at :data:`web.PAGE_PATH` (``/listening/``).
+- ``python -m restoration.listening.ui`` serves it standalone (the same page, at ``/``).
 
-Layout and wiring only; the participant flow is :mod:`.session`, storage :mod:`.store`,
-statistics :mod:`.stats`. Every handler is private to the UI (``api_visibility="private"``) and
-checks everything server-side anyway: a private endpoint can still be called by hand.
-Admin handlers verify ``LISTENING_ADMIN_TOKEN`` on every call.
+Layout and wiring only; the participant flow is :mod:`.session`, storage :mod:`.store`, who may
+do what :mod:`.auth`. Every handler is private to the UI (``api_visibility="private"``) and is
+checked server-side anyway: a private endpoint can still be called by hand. A refused call
+shows its reason to the participant and logs one line.
+
+The browser keeps one thing: a participant token the server issued (``gr.BrowserState``). Gradio
+encrypts BrowserState in the browser with a key it sends to the page, so that key is public by
+construction (:data:`BROWSER_STATE_KEY`); the token is a bearer id that the server checks against
+its database (:mod:`.auth`), and no server secret exists to leak.
 """
 
 from __future__ import annotations
 
-import hmac
+import logging
 import os
 import secrets
-import time
-from pathlib import Path
 
 import gradio as gr
 
 from ..errors import BadInputError, RestorationError
-from ..paths import data_dir
-from . import session, store
+from . import auth, session, web
 
-ADMIN_ENV = "LISTENING_ADMIN_TOKEN"
-SECRET_ENV = "LISTENING_SECRET"
-STORAGE_KEY = "restoration-listening-participant"
+logger = logging.getLogger("restoration.listening")
+
+STORAGE_KEY = "restoration-listening-participant-v2"
+#: BrowserState's encryption key. Not a secret: Gradio sends it to every page (see the module docstring).
+BROWSER_STATE_KEY = "restoration-listening-public-key"
 
 INTRO = f"""### Blind listening test
 You will hear short music clips. Each clip comes in **four versions, labelled A–D**, in a new random order
@@ -41,19 +46,30 @@ About 10–15 minutes. Your answers are anonymous: only a random id kept in this
 reload the page and carry on where you stopped."""
 
 PANEL_JS = r"""
-const S = {token: null, played: {}, rating: {}, busy: false};
+const S = {token: null, heard: {}, rating: {}, pos: {}, busy: false, error: '', chain: Promise.resolve(),
+           drag: null, timer: null};
 const LABELS = ['Bad', 'Poor', 'Fair', 'Good', 'Excellent'];
 const esc = (x) => String(x === undefined || x === null ? '' : x).replace(/[&<>"']/g,
   (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
 const root = () => element.querySelector('.lt-root') || element;
 const audios = () => Array.from(element.querySelectorAll('audio'));
 const keyOf = (p) => p.letter || 'S';
-function fileUrl(p) { return p.file ? (p.file.url || '') : ''; }
+const audioOf = (k) => element.querySelector(`audio[data-key="${k}"]`);
 function render() {
   audios().forEach((a) => { try { a.pause(); } catch (e) {} });
   const v = props.value;
-  if (!v || typeof v !== 'object' || !v.players) { root().innerHTML = ''; return; }
-  if (S.token !== v.token) { S.token = v.token; S.played = {}; S.rating = {}; S.busy = false; }
+  if (!v || typeof v !== 'object' || !v.players) { root().innerHTML = ''; S.token = null; return; }
+  if (S.token === v.token && root().querySelector('.lt-list')) {
+    // The server answered on this same step (a refusal): keep the sliders, show its reason.
+    if (S.timer) { clearTimeout(S.timer); S.timer = null; }
+    S.busy = false; S.error = v.error || '';
+    for (const p of v.players) S.heard[keyOf(p)] = !!p.heard;
+    update();
+    return;
+  }
+  if (S.timer) { clearTimeout(S.timer); S.timer = null; }
+  S.token = v.token; S.heard = {}; S.rating = {}; S.pos = {}; S.busy = false; S.error = v.error || '';
+  for (const p of v.players) S.heard[keyOf(p)] = !!p.heard;
   let h = `<div class="lt-title">${esc(v.title)}</div>`;
   if (v.note) h += `<div class="lt-note">${esc(v.note)}</div>`;
   h += '<div class="lt-list">';
@@ -65,17 +81,19 @@ function render() {
     h += `<button type="button" class="lt-play" data-key="${k}" data-name="${name}">▶ ${name}</button>`;
     h += `<div class="lt-bar" data-key="${k}" title="Click to jump"><div class="lt-fill"></div></div>`;
     h += `<span class="lt-state" data-key="${k}"></span>`;
-    h += `<audio preload="auto" data-key="${k}" src="${esc(fileUrl(p))}"></audio></div>`;
+    h += `<audio preload="auto" data-key="${k}" src="${esc(p.src)}" data-events="${esc(p.events)}"></audio></div>`;
     if (v.rate) {
       h += `<div class="lt-rate"><div class="lt-scale">`;
-      h += `<input type="range" min="0" max="100" step="1" value="50" class="lt-slider lt-unset" data-key="${k}" aria-label="Rating of ${k}" aria-valuetext="not rated yet">`;
+      h += `<div class="lt-slider lt-unset" role="slider" tabindex="0" data-key="${k}" aria-label="Rating of ${k}" `;
+      h += `aria-valuemin="0" aria-valuemax="100" aria-valuetext="not rated yet"><div class="lt-track"></div><div class="lt-thumb"></div></div>`;
       h += `<div class="lt-labels">${LABELS.map((l) => `<span>${l}</span>`).join('')}</div></div>`;
       h += `<output class="lt-value" data-key="${k}">–</output></div>`;
     }
     h += '</div>';
   }
   h += '</div><label class="lt-loop"><input type="checkbox" class="lt-loopbox"> Loop playback</label>';
-  h += `<div class="lt-foot"><span class="lt-missing"></span><button type="button" class="lt-next" disabled>${esc(v.next_label || 'Next')}</button></div>`;
+  h += `<div class="lt-foot"><span class="lt-error" role="alert"></span><span class="lt-missing"></span>`;
+  h += `<button type="button" class="lt-next" disabled>${esc(v.next_label || 'Next')}</button></div>`;
   root().innerHTML = h;
   update();
 }
@@ -83,20 +101,33 @@ function update() {
   const v = props.value;
   if (!v || !v.players) return;
   const keys = v.players.map(keyOf);
-  const notPlayed = keys.filter((k) => !S.played[k]);
+  const notHeard = keys.filter((k) => !S.heard[k]);
   const notRated = v.rate ? keys.filter((k) => S.rating[k] === undefined) : [];
   for (const k of keys) {
     const st = element.querySelector(`.lt-state[data-key="${k}"]`);
-    if (st) st.textContent = S.played[k] ? (v.require_full_play ? 'heard ✓' : '✓') : '';
+    if (st) st.textContent = S.heard[k] ? (v.require_full_play ? 'heard ✓' : '✓') : '';
   }
   const parts = [];
-  if (notPlayed.length) parts.push(!v.rate ? 'Play the sound first' : `Still to play to the end: ${notPlayed.join(', ')}`);
+  if (notHeard.length) parts.push(!v.rate ? 'Play the sound first' : `Still to play to the end: ${notHeard.join(', ')}`);
   if (notRated.length) parts.push(`Still to rate: ${notRated.join(', ')}`);
   if (S.busy) parts.push('Saving…');
   const miss = element.querySelector('.lt-missing');
   if (miss) miss.textContent = parts.join(' · ');
+  const err = element.querySelector('.lt-error');
+  if (err) err.textContent = S.error;
   const next = element.querySelector('.lt-next');
-  if (next) next.disabled = S.busy || notPlayed.length > 0 || notRated.length > 0;
+  if (next) next.disabled = S.busy || notHeard.length > 0 || notRated.length > 0;
+}
+function report(k, body) {
+  // Play events go to the server, one at a time and in order; its answer says whether k counts as heard.
+  const a = audioOf(k);
+  if (!a || !a.dataset.events) return;
+  const token = S.token;
+  S.chain = S.chain.then(() => fetch(a.dataset.events, {method: 'POST', keepalive: true,
+      headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
+    .then((r) => r.json())
+    .then((j) => { if (S.token === token && j && typeof j.heard === 'boolean') { S.heard[k] = j.heard; update(); } })
+    .catch(() => {}));
 }
 function labelButtons() {
   for (const a of audios()) {
@@ -104,10 +135,53 @@ function labelButtons() {
     if (b) b.textContent = (a.paused ? '▶ ' : '❚❚ ') + (a.paused ? b.dataset.name : 'Pause');
   }
 }
+function setRating(k, value) {
+  value = Math.max(0, Math.min(100, Math.round(value)));
+  S.rating[k] = value;
+  const s = element.querySelector(`.lt-slider[data-key="${k}"]`);
+  if (s) {
+    s.classList.remove('lt-unset');
+    s.setAttribute('aria-valuenow', String(value));
+    s.setAttribute('aria-valuetext', `${value} (${LABELS[Math.min(4, Math.floor(value / 20))]})`);
+    s.querySelector('.lt-thumb').style.left = `${value}%`;
+  }
+  const out = element.querySelector(`.lt-value[data-key="${k}"]`);
+  if (out) out.textContent = String(value);
+  update();
+}
+function ratingAt(s, clientX) {
+  const r = s.getBoundingClientRect();
+  return r.width > 0 ? 100 * (clientX - r.left) / r.width : 0;
+}
+element.addEventListener('pointerdown', (ev) => {
+  const s = ev.target.closest('.lt-slider');
+  if (!s) return;
+  ev.preventDefault();
+  s.focus();
+  S.drag = s;
+  try { s.setPointerCapture(ev.pointerId); } catch (e) {}
+  setRating(s.dataset.key, ratingAt(s, ev.clientX));
+});
+element.addEventListener('pointermove', (ev) => {
+  if (S.drag && ev.buttons) setRating(S.drag.dataset.key, ratingAt(S.drag, ev.clientX));
+});
+element.addEventListener('pointerup', () => { S.drag = null; });
+element.addEventListener('keydown', (ev) => {
+  const s = ev.target.closest('.lt-slider');
+  if (!s) return;
+  const k = s.dataset.key;
+  const now = S.rating[k] === undefined ? 50 : S.rating[k];
+  const steps = {ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: 10, PageDown: -10};
+  if (ev.key in steps) setRating(k, now + steps[ev.key]);
+  else if (ev.key === 'Home') setRating(k, 0);
+  else if (ev.key === 'End') setRating(k, 100);
+  else return;
+  ev.preventDefault();
+});
 element.addEventListener('click', (ev) => {
   const play = ev.target.closest('.lt-play');
   if (play) {
-    const a = element.querySelector(`audio[data-key="${play.dataset.key}"]`);
+    const a = audioOf(play.dataset.key);
     if (!a) return;
     if (a.paused) { audios().forEach((o) => { if (o !== a) o.pause(); }); a.play().catch(() => {}); }
     else a.pause();
@@ -115,7 +189,7 @@ element.addEventListener('click', (ev) => {
   }
   const bar = ev.target.closest('.lt-bar');
   if (bar) {
-    const a = element.querySelector(`audio[data-key="${bar.dataset.key}"]`);
+    const a = audioOf(bar.dataset.key);
     const r = bar.getBoundingClientRect();
     if (a && a.duration && r.width > 0) a.currentTime = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * a.duration;
     return;
@@ -123,46 +197,44 @@ element.addEventListener('click', (ev) => {
   const next = ev.target.closest('.lt-next');
   if (next && !next.disabled) {
     audios().forEach((o) => o.pause());
-    S.busy = true; update();
-    const ratings = {}; const played = {};
+    S.busy = true; S.error = ''; update();
     const v = props.value;
-    for (const p of v.players) {
-      const k = keyOf(p);
-      played[k] = !!S.played[k];
-      if (v.rate) ratings[k] = S.rating[k];
-    }
-    trigger('submit', {token: S.token, ratings: ratings, played: played});
-    setTimeout(() => { S.busy = false; update(); }, 5000);
+    const ratings = {};
+    if (v.rate) for (const p of v.players) ratings[keyOf(p)] = S.rating[keyOf(p)];
+    // Next stays locked until the server answers: with the next step, or with its reason to refuse.
+    S.chain.then(() => trigger('submit', {token: S.token, ratings: ratings}));
+    S.timer = setTimeout(() => {
+      S.error = 'No answer from the server yet. If this stays, reload the page: every saved trial is kept.';
+      update();
+    }, 30000);
   }
-});
-element.addEventListener('input', (ev) => {
-  const s = ev.target.closest('.lt-slider');
-  if (!s) return;
-  const k = s.dataset.key;
-  S.rating[k] = Number(s.value);
-  s.classList.remove('lt-unset');
-  s.setAttribute('aria-valuetext', String(s.value));
-  const out = element.querySelector(`.lt-value[data-key="${k}"]`);
-  if (out) out.textContent = String(s.value);
-  update();
 });
 element.addEventListener('play', (ev) => {
   const a = ev.target;
   audios().forEach((o) => { if (o !== a) o.pause(); });
-  const v = props.value;
-  if (v && !v.require_full_play) { S.played[a.dataset.key] = true; update(); }
+  S.pos[a.dataset.key] = a.currentTime;
+  report(a.dataset.key, {kind: 'play', position_s: a.currentTime});
   labelButtons();
 }, true);
-element.addEventListener('pause', () => labelButtons(), true);
+element.addEventListener('seeking', (ev) => {
+  const a = ev.target;
+  const k = a.dataset.key;
+  if (!a.paused) report(k, {kind: 'seek', position_s: S.pos[k] || 0, to_s: a.currentTime});
+  S.pos[k] = a.currentTime;
+}, true);
+element.addEventListener('pause', (ev) => {
+  const a = ev.target;
+  report(a.dataset.key, {kind: 'stop', position_s: a.ended ? (a.duration || a.currentTime) : a.currentTime});
+  labelButtons();
+}, true);
 element.addEventListener('timeupdate', (ev) => {
   const a = ev.target;
+  if (!a.seeking) S.pos[a.dataset.key] = a.currentTime;
   const bar = element.querySelector(`.lt-bar[data-key="${a.dataset.key}"] .lt-fill`);
   if (bar && a.duration) bar.style.width = `${(100 * a.currentTime / a.duration).toFixed(2)}%`;
 }, true);
 element.addEventListener('ended', (ev) => {
   const a = ev.target;
-  S.played[a.dataset.key] = true;
-  update();
   const loop = element.querySelector('.lt-loopbox');
   if (loop && loop.checked) { a.currentTime = 0; a.play().catch(() => {}); } else labelButtons();
 }, true);
@@ -186,147 +258,51 @@ PANEL_CSS = """
 .lt-state { width: 4.5rem; font-size: 0.85rem; }
 .lt-rate { display: flex; align-items: center; gap: 0.6rem; flex: 1 1 20rem; }
 .lt-scale { flex: 1; }
-.lt-slider { -webkit-appearance: none; appearance: none; width: 100%; height: 8px; border-radius: 4px;
-             background: linear-gradient(90deg, #d9d9d9, #bdbdbd); margin: 0.4rem 0; }
-.lt-slider::-webkit-slider-thumb { -webkit-appearance: none; appearance: none; width: 18px; height: 18px;
-                                   border-radius: 50%; background: #444; cursor: pointer; }
-.lt-slider::-moz-range-thumb { width: 18px; height: 18px; border-radius: 50%; background: #444; border: none; }
-.lt-slider.lt-unset::-webkit-slider-thumb { visibility: hidden; }
-.lt-slider.lt-unset::-moz-range-thumb { visibility: hidden; }
+.lt-slider { position: relative; height: 22px; margin: 0.2rem 0; cursor: pointer; touch-action: none; }
+.lt-slider:focus-visible { outline: 2px solid #c2410c; outline-offset: 2px; border-radius: 4px; }
+.lt-track { position: absolute; left: 0; right: 0; top: 7px; height: 8px; border-radius: 4px;
+            background: linear-gradient(90deg, #d9d9d9, #bdbdbd); }
+.lt-thumb { position: absolute; top: 2px; width: 18px; height: 18px; margin-left: -9px; border-radius: 50%;
+            background: #444; left: 50%; }
+.lt-slider.lt-unset .lt-thumb { visibility: hidden; }
+.lt-error { color: #b91c1c; font-weight: 600; }
 .lt-labels { display: grid; grid-template-columns: repeat(5, 1fr); font-size: 0.75rem; text-align: center; }
 .lt-value { width: 2.5rem; text-align: right; font-variant-numeric: tabular-nums; }
 .lt-loop { display: inline-block; margin: 0.6rem 0; font-size: 0.9rem; }
-.lt-foot { display: flex; justify-content: flex-end; align-items: center; gap: 1rem; margin-top: 0.5rem; }
+.lt-foot { display: flex; flex-wrap: wrap; justify-content: flex-end; align-items: center; gap: 1rem; margin-top: 0.5rem; }
 .lt-missing { font-size: 0.9rem; }
 """
 
 
-# --------------------------------------------------------------------------- secrets and tokens
 
 
-def browser_secret() -> str:
-    """The fixed BrowserState secret: env ``LISTENING_SECRET``, else one generated once into data_dir()."""
-    env = os.environ.get(SECRET_ENV)
-    if env:
-        return env
-    path = data_dir() / "listening-browser-secret.txt"
-    try:
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+# --------------------------------------------------------------------------- handlers
 
 
-def private_paths() -> list[str]:
-    """Files Gradio must never serve: the database (with its WAL and shared-memory files) and the secret.
-
-    An app that passes ``allowed_paths=[data_dir()]`` to ``launch()`` would otherwise serve them
-    to anyone who types their path: ratings, and the letter → version mapping of every session.
-    """
-    db = store.db_path()
-    return [str(db), f"{db}-wal", f"{db}-shm", f"{db}-journal", str(data_dir() / "listening-browser-secret.txt")]
+def _prefix(request) -> str:
+    """The path the page is served under ("" standalone, "/listening" in the app), from the request."""
+    scope = getattr(getattr(request, "request", None), "scope", None) or getattr(request, "scope", None) or {}
+    return str(scope.get("root_path") or "").rstrip("/")
 
 
-def _protect(blocks) -> None:
-    """Add :func:`private_paths` to a running app's ``blocked_paths`` (checked on every file request)."""
-    blocked = list(getattr(blocks, "blocked_paths", None) or [])
-    missing = [p for p in private_paths() if p not in blocked]
-    if missing:
-        blocks.blocked_paths = blocked + missing
-
-
-def _guard_launch(blocks) -> None:
-    """Make ``blocks.launch()`` always block :func:`private_paths`, whatever the caller passes.
-
-    ``launch()`` resets ``blocked_paths`` from its arguments (or ``GRADIO_BLOCKED_PATHS``), so the
-    list is extended there; :func:`_on_load` re-checks on every page load for apps mounted otherwise.
-    """
-    if getattr(blocks, "_listening_guarded", False):
-        return
-    launch = blocks.launch
-
-    def guarded_launch(*args, **kwargs):
-        given = kwargs.get("blocked_paths")
-        if given is None:
-            env = os.environ.get("GRADIO_BLOCKED_PATHS", "")
-            given = [item.strip() for item in env.split(",") if item.strip()]
-        kwargs["blocked_paths"] = list(given) + [p for p in private_paths() if p not in given]
-        return launch(*args, **kwargs)
-
-    blocks.launch = guarded_launch
-    blocks._listening_guarded = True
-
-
-def admin_ok(token) -> bool:
-    """True when ``token`` equals ``LISTENING_ADMIN_TOKEN`` (unset or empty env: nobody is admin)."""
-    expected = os.environ.get(ADMIN_ENV, "")
-    if not expected or not isinstance(token, str) or not token:
-        return False
-    return hmac.compare_digest(token.encode(), expected.encode())
-
-
-def _require_admin(token) -> None:
-    if not admin_ok(token):
-        time.sleep(0.25)  # slows guessing
-        if not os.environ.get(ADMIN_ENV):
-            raise gr.Error(f"Admin functions are off: set {ADMIN_ENV} on the server.")
-        raise gr.Error("Wrong admin token.")
-
-
-# --------------------------------------------------------------------------- the pool (app button)
-
-
-def add_run_to_pool(run_dir: Path) -> str:
-    """Record an app run folder as a candidate clip for the next listening test; return a short message."""
-    from .stimuli import is_clip_folder, read_clip_source
-
-    run_dir = Path(run_dir)
-    if not is_clip_folder(run_dir):
-        raise BadInputError(f"{run_dir.name} is not a complete run (report.json, input.wav, demucs.wav and "
-                            "spectral_gating.wav are needed)")
-    source = read_clip_source(run_dir)
-    added, count = store.add_to_pool(run_dir.resolve(), prompt=source.prompt, genre=source.genre)
-    if not added:
-        return f"Already in the listening-test pool ({count} clips)."
-    return f"Added to the listening-test pool ({count} clip{'s' if count != 1 else ''}; 8–12 make a test)."
-
-
-# --------------------------------------------------------------------------- participant handlers
-
-
-def _file_data(path: str) -> dict:
-    return {"path": path, "orig_name": Path(path).name, "mime_type": "audio/wav",
-            "meta": {"_type": "gradio.FileData"}}
-
-
-def _panel_value(v: session.View):
+def _panel_value(v: session.View, prefix: str, error: str = ""):
     payload = v.payload()
     if payload is None:
         return None
     for p in payload["players"]:
-        p["file"] = _file_data(p.pop("path"))
+        src = f"{prefix}/audio/{p.pop('alias')}"
+        p["src"], p["events"] = src, f"{src}/events"
+    payload["error"] = error
+    payload["answer"] = secrets.token_hex(4)  # every answer differs, so the page always sees it
     return payload
 
 
-def _ensure_static() -> None:
-    """Let Gradio serve the stimulus folder in place (uuid names only; nothing else lives there)."""
-    from gradio.data_classes import _StaticFiles
-
-    root = store.stimuli_root().resolve()
-    if root not in _StaticFiles.all_paths:
-        gr.set_static_paths([root])
-
-
-def _outputs(participant, v: session.View):
-    _ensure_static()
+def _outputs(participant: str, v: session.View, prefix: str, error: str = ""):
     stage = v.stage
     return (
         {"participant": participant},
         gr.update(visible=stage == "welcome"),
-        gr.update(value=_panel_value(v), visible=stage in ("calibration", "training", "trials")),
+        gr.update(value=_panel_value(v, prefix, error), visible=stage in ("calibration", "training", "trials")),
         gr.update(visible=stage == "done"),
         gr.update(value=f"**{v.progress}**" if v.progress and stage in ("welcome", "done") else ""),
         gr.update(value=v.note if stage in ("done", "closed") else ""),
@@ -334,75 +310,77 @@ def _outputs(participant, v: session.View):
     )
 
 
-def _participant_of(state) -> str | None:
-    p = state.get("participant") if isinstance(state, dict) else None
-    return p if session.valid_participant(p) else None
+def _refuse(what: str, exc: Exception):
+    """One log line, and the reason shown once in the page (no traceback anywhere)."""
+    web.refuse_log(what, exc)
+    return gr.Error(str(exc), print_exception=False)
 
 
-def _gr_errors(fn):
-    """Turn the package's errors into ``gr.Error`` (a clear message; the app keeps serving)."""
-
-    def wrapper(*args):
-        try:
-            return fn(*args)
-        except RestorationError as exc:
-            raise gr.Error(str(exc)) from None
-
-    wrapper.__name__ = wrapper.__qualname__ = fn.__name__  # no __wrapped__: Gradio counts wrapper's own args
-    return wrapper
+def _token_of(state):
+    return state.get("participant") if isinstance(state, dict) else None
 
 
 def _on_load(state, request: gr.Request):
-    """Page load: protect the private files, then show where this browser's participant stands."""
+    """Page load: who this browser is (a fresh participant if the server does not know its token), and where they stand."""
     try:
-        app = getattr(request, "app", None)
-        blocks = app.get_blocks() if app is not None and hasattr(app, "get_blocks") else None
-        if blocks is not None:
-            _protect(blocks)
-        participant = _participant_of(state) or session.new_participant()
-        return _outputs(participant, session.view(participant))
+        participant = session.identify(_token_of(state))
+        return _outputs(participant, session.view(participant), _prefix(request))
     except RestorationError as exc:
-        raise gr.Error(str(exc)) from None
+        raise _refuse("a page load", exc) from None
 
 
-@_gr_errors
-def _on_start(state, device, experience):
-    participant = _participant_of(state)
-    if participant is None:
-        raise BadInputError("this browser has no participant id yet; reload the page")
-    return _outputs(participant, session.start(participant, device, experience))
-
-
-def _on_panel(state, evt: gr.EventData):
-    """The panel's "Next": ``evt._data`` is what the page sent (untrusted; checked by the store)."""
+def _on_start(state, device, experience, request: gr.Request):
     try:
-        participant = _participant_of(state)
-        if participant is None:
-            raise BadInputError("this browser has no participant id; reload the page")
-        return _outputs(participant, session.submit(participant, getattr(evt, "_data", None)))
+        participant = _token_of(state)
+        return _outputs(participant, session.start(participant, device, experience), _prefix(request))
     except RestorationError as exc:
-        raise gr.Error(str(exc)) from None
+        raise _refuse("a start", exc) from None
 
 
-@_gr_errors
+def _on_panel(state, request: gr.Request, evt: gr.EventData):
+    """The panel's "Next": ``evt._data`` is what the page sent (untrusted; checked by the store).
+
+    A refusal comes back inside the panel (its reason under the sliders), so the page unlocks
+    Next only when the server has answered.
+    """
+    participant = _token_of(state)
+    prefix = _prefix(request)
+    try:
+        return _outputs(participant, session.submit(participant, getattr(evt, "_data", None)), prefix)
+    except BadInputError as exc:
+        web.refuse_log("a submission", exc)
+        try:
+            current = session.view(participant)
+        except RestorationError:
+            current = None
+        if current is None or current.stage not in ("calibration", "training", "trials"):
+            raise gr.Error(str(exc), print_exception=False) from None
+        return _outputs(participant, current, prefix, error=str(exc))
+    except RestorationError as exc:
+        raise _refuse("a submission", exc) from None
+
+
 def _on_reveal(state):
-    participant = _participant_of(state)
-    if participant is None:
-        raise BadInputError("unknown participant; reload the page")
-    return gr.update(value=session.reveal_markdown(participant), visible=True)
+    try:
+        return gr.update(value=session.reveal_markdown(_token_of(state)), visible=True)
+    except RestorationError as exc:
+        raise _refuse("a reveal", exc) from None
 
 
-@_gr_errors
-def _on_restart(state):
-    participant = session.new_participant()
-    return _outputs(participant, session.view(participant))
+def _on_restart(state, request: gr.Request):
+    try:
+        participant = session.new_participant()
+        return _outputs(participant, session.view(participant), _prefix(request))
+    except RestorationError as exc:
+        raise _refuse("a restart", exc) from None
 
 
 # --------------------------------------------------------------------------- layout
 
 
-def _participant_tab():
-    with gr.Tab("Listening test", id="lt-participant-tab"):
+def make_demo() -> gr.Blocks:
+    """The participant page: the test and nothing else (no organiser tab, no version names anywhere)."""
+    with gr.Blocks(title="Listening test", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         progress = gr.Markdown("")
         with gr.Column(visible=False) as welcome:
@@ -416,77 +394,74 @@ def _participant_tab():
             reveal_btn = gr.Button("Show which version was which")
             reveal_md = gr.Markdown(visible=False)
             restart = gr.Button("Start again as a new participant (someone else on this computer)", size="sm")
-        state = gr.BrowserState({}, storage_key=STORAGE_KEY, secret=browser_secret())
+        state = gr.BrowserState({}, storage_key=STORAGE_KEY, secret=BROWSER_STATE_KEY)
 
-    outputs = [state, welcome, panel, done, progress, message, reveal_md]
-    # Short database calls: no queue limit, so a class loading at once is not serialised.
-    private = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
-    start.click(_on_start, inputs=[state, device, experience], outputs=outputs, **private)
-    panel.submit(_on_panel, inputs=[state], outputs=outputs, **private)
-    reveal_btn.click(_on_reveal, inputs=[state], outputs=[reveal_md], **private)
-    restart.click(_on_restart, inputs=[state], outputs=outputs, **private)
-    return state, outputs
-
-
-def build_listening_tabs(*, participant: bool = True, admin: bool = True) -> None:
-    """Create the "Listening test" and "Listening results" tabs inside the current ``gr.Tabs()``.
-
-    Call it inside ``with gr.Blocks() as demo:`` (and ``with gr.Tabs():``). ``participant`` /
-    ``admin`` leave one of the two tabs out.
-    """
-    from gradio.context import Context
-
-    root = Context.root_block
-    if root is None:
-        raise RuntimeError("build_listening_tabs() must be called inside `with gr.Blocks():`")
-    _ensure_static()
-    _guard_launch(root)
-    if participant:
-        state, outputs = _participant_tab()
-        root.load(_on_load, inputs=[state], outputs=outputs, api_visibility="private", show_progress="hidden",
-                  concurrency_limit=None)
-    if admin:
-        from .admin_ui import admin_tab
-
-        admin_tab()
-
-
-def make_demo(*, admin: bool = True) -> gr.Blocks:
-    """A stand-alone app with only the listening-test tabs: the page to share with participants.
-
-    ``admin=False`` leaves the results tab out (it is token-protected either way).
-    """
-    with gr.Blocks(title="Listening test", analytics_enabled=False) as demo:
-        with gr.Tabs():
-            build_listening_tabs(admin=admin)
+        outputs = [state, welcome, panel, done, progress, message, reveal_md]
+        # Short database calls: no queue limit, so a class loading at once is not serialised.
+        private = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
+        demo.load(_on_load, inputs=[state], outputs=outputs, **private)
+        start.click(_on_start, inputs=[state, device, experience], outputs=outputs, **private)
+        panel.submit(_on_panel, inputs=[state], outputs=outputs, **private)
+        reveal_btn.click(_on_reveal, inputs=[state], outputs=[reveal_md], **private)
+        restart.click(_on_restart, inputs=[state], outputs=outputs, **private)
+    demo.queue(default_concurrency_limit=None)
     return demo
 
 
-def mount_participant_page(app, path: str = "/listening", **kwargs):
-    """Mount the participant page (no admin tab) on a FastAPI ``app`` at ``path``; returns ``app``.
+def page_options(**overrides) -> dict:
+    """Options for ``gr.mount_gradio_app`` that suit the participant page (private files blocked)."""
+    options = {"footer_links": [], "run_history": False, "show_error": True, "ssr_mode": False, **overrides}
+    options["blocked_paths"] = list(options.get("blocked_paths") or []) + auth.private_paths()
+    return options
 
-    For serving it beside the main app on one port (a Space), e.g.::
 
-        app = FastAPI()
-        mount_participant_page(app, "/listening")
-        gr.mount_gradio_app(app, demo, path="/", allowed_paths=[str(data_dir())],
-                            blocked_paths=private_paths())
-        uvicorn.run(app, host="0.0.0.0", port=7860)
+def mount_participant_page(app, path: str = web.PAGE_PATH, *, serving_url: str | None = None, **options):
+    """Serve the participant page on the FastAPI ``app`` at ``path`` (``""`` for the root); returns ``app``.
 
-    Mount it *before* a Gradio app at ``/``, which would otherwise catch its URLs.
+    Adds the page's own routes (:func:`web.add_routes`) before the Gradio app, which would
+    otherwise catch their URLs. A Gradio app mounted on a server that is *already serving*
+    never gets its start-up (its queue never starts, and the page shows its first lines and
+    then nothing): pass ``serving_url`` (e.g. ``demo.local_url`` after ``demo.launch()``) and
+    the start-up is run here, as ``launch()`` does for its own app. Mounted before the server
+    starts (``uvicorn.run(app)``), the start-up runs with the server's.
     """
-    demo = make_demo(admin=False)
-    demo.queue(default_concurrency_limit=None)
-    options = {"footer_links": [], "run_history": False, "show_error": True, **kwargs}
-    options["blocked_paths"] = list(options.get("blocked_paths") or []) + private_paths()
-    return gr.mount_gradio_app(app, demo, path=path, **options)
+    import httpx
+
+    path = path.rstrip("/")
+    web.add_routes(app, path)
+    gr.mount_gradio_app(app, make_demo(), path=path or "/", **page_options(**options))
+    if serving_url:
+        url = f"{serving_url.rstrip('/')}{path}/gradio_api/startup-events"
+        response = httpx.get(url, timeout=30.0)
+        response.raise_for_status()
+    return app
 
 
-def launch_kwargs() -> dict:
-    """Keyword arguments for ``demo.launch()`` that suit a listening test."""
-    return {"footer_links": [], "run_history": False, "show_error": True, "blocked_paths": private_paths()}
+def serve(*, host: str | None = None, port: int | None = None) -> None:
+    """Serve the participant page standalone at ``/`` (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    host = host or os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")
+    port = int(port or os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    app = mount_participant_page(FastAPI(), "")
+    logger.info("participant page on http://%s:%d/", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+# Names app.py imports from here until it imports them from their own modules.
+from .auth import private_paths  # noqa: E402,F401
+from .pool import add_run_to_pool  # noqa: E402,F401
+
+
+def build_listening_tabs(*, participant: bool = False, admin: bool = True) -> None:
+    """The organiser's tab inside the caller's ``gr.Tabs()`` (see :func:`admin_ui.admin_tab`)."""
+    from .admin_ui import admin_tab
+
+    if admin:
+        admin_tab()
 
 
 if __name__ == "__main__":
-    make_demo().queue(default_concurrency_limit=None).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), **launch_kwargs())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve()
