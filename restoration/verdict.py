@@ -74,6 +74,21 @@ def signed_db(value: float) -> str:
     return f"{'+' if value >= 0 else '−'}{text} dB"
 
 
+def direction(better: str) -> str | None:
+    """The direction a registry entry's "better means" text states: ``"higher"``, ``"lower"`` or ``None``.
+
+    The text leads with it: "lower = more tonal …", "higher = wider band kept", "> 0 = more
+    high-band energy …" (higher). Anything else ("context only", "share of energy …; higher =
+    brighter", "frames below the gate …") states no better direction, and its row is context.
+    """
+    head = better.strip().lower()
+    if head.startswith(("lower =", "lower is", "< 0 =")):
+        return "lower"
+    if head.startswith(("higher =", "higher is", "> 0 =")):
+        return "higher"
+    return None
+
+
 def best_versions(values: dict[str, float | None], better: str | None) -> set[str]:
     """The versions holding the better value of one row.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from restoration.verdict import PROXY_NOTE, best_versions, format_value, signed_db, verdict
+from restoration.verdict import PROXY_NOTE, best_versions, direction, format_value, signed_db, verdict
 
 
 def run_metrics(**overrides) -> dict:
@@ -116,3 +116,24 @@ def test_titles_and_ground_truth_link():
     result = verdict(run_metrics(), titles={"input": "Input (MusicGen)"}, ground_truth_link="the **Ground truth** tab")
     assert "Input (MusicGen) 0.00210" in result.findings[1]
     assert "the **Ground truth** tab" in result.proxy_note and result.proxy_note != PROXY_NOTE
+
+
+@pytest.mark.parametrize(("better", "expected"), [
+    ("lower = more tonal, less noise-like", "lower"), ("higher = wider band kept", "higher"),
+    ("> 0 = more high-band energy than the input", "higher"), ("context only; versions are matched", None),
+    ("share of energy above the cutoff; higher = brighter", None), ("≤ 0 means no clipping; context only", None),
+])
+def test_direction_is_read_from_the_better_text(better, expected):
+    assert direction(better) == expected
+
+
+def test_registry_rows_have_the_directions_the_verdict_needs():
+    """The comparable rows of the metric registry, read through :func:`direction`."""
+    from restoration.metrics import METRICS_BY_NAME
+
+    def of(name):
+        return direction(METRICS_BY_NAME[name].better)
+
+    assert of("spectral_flatness") == "lower" and of("hber_delta_db") == "higher"
+    assert of("bandwidth_hz") == "higher" and of("noise_floor_p10_dbfs") == "lower"
+    assert of("lufs") is None and of("peak_dbfs") is None and of("silent_frames") is None
