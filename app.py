@@ -4,7 +4,7 @@ Type a genre, hear MusicGen's clip beside its two zero-shot restorations (Demucs
 spectral gating), see their Mel spectrograms and the metrics, and decide for yourself.
 
 This file only lays out widgets and translates between them and the ``restoration``
-package (computation, caching and the run folder live in ``restoration.app_support``).
+package (requests, the run cache, jobs and the table's text live in ``restoration.app``).
 
 API for scripts (``gradio_client``): ``/generate`` (prompt, duration, seed, advanced
 settings) and ``/restore`` (audio, restoration settings) both return the three audios,
@@ -29,11 +29,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from restoration import app_support as support
+from restoration.app import examples, jobs, presentation
+from restoration.app.requests import MAX_SEED, RunRequest, max_upload_mb, prompt_request, restore_request
+from restoration.app.run_cache import RunResult, mark_keep, runs_root
 from restoration.errors import RestorationError
 from restoration.listening.ui import add_run_to_pool, build_listening_tabs, mount_participant_page, private_paths
 from restoration.metrics import METRIC_INFO
-from restoration.settings import MAX_DURATION_S, MAX_PROMPT_CHARS, MIN_DURATION_S
+from restoration.settings import MAX_DURATION_S, MAX_PROMPT_CHARS, MIN_DURATION_S, STEMS
+from restoration.versions import DEMUCS, GATING, INPUT, VERSIONS, version_title
+from restoration.warmup import warm_up
 
 logger = logging.getLogger("restoration.app")
 
@@ -41,8 +45,6 @@ ROOT = Path(__file__).resolve().parent
 PROMPTS_FILE = ROOT / "examples" / "prompts.txt"
 CLIPS_DIR = ROOT / "examples" / "audio"
 CLIPS_SCRIPT = ROOT / "scripts" / "make_example_clips.py"
-VERSIONS = support.VERSIONS
-TITLES = {"input": "Input (MusicGen)", "demucs": "Demucs", "spectral_gating": "Spectral gating"}
 PARTICIPANT_PATH = "/listening"
 LISTENING_LINK = f"""
 ### Blind listening test
@@ -55,7 +57,7 @@ The organiser creates a test from saved runs ("Add to listening test" under a co
 `batch` folder) and follows the results in the **Listening results** tab (admin token required).
 The README explains a class test end to end: create, share the link, collect, export.
 """
-RUN_LIMIT = 3  # concurrent runs admitted by the queue; model work inside is serialized (app_support.RUN_LOCK)
+RUN_LIMIT = 3  # concurrent runs admitted by the queue; model work inside is serialized (jobs.RUN_LOCK)
 
 CSS = """
 .gradio-container { max-width: 1280px !important; margin: 0 auto; }
@@ -110,7 +112,7 @@ def _gr_error(exc: BaseException) -> gr.Error:
     )
 
 
-def _gpu_seconds(request: support.RunRequest, session: str) -> int:
+def _gpu_seconds(request: RunRequest, session: str) -> int:
     """ZeroGPU time to reserve: generation grows with the duration; a restoration is short."""
     if request.kind == "prompt":
         return int(60 + 6 * request.generation.duration_s)
@@ -122,12 +124,12 @@ def _gpu(fn):
 
 
 @_gpu
-def _stream_on_device(request: support.RunRequest, session: str):
+def _stream_on_device(request: RunRequest, session: str):
     """Where the models run: on ZeroGPU this generator runs in the GPU worker."""
-    yield from support.stream_run(request, stop_event=support.running_stop_event(session))
+    yield from jobs.stream_run(request, stop_event=jobs.running_stop_event(session))
 
 
-def _run_to_end(request: support.RunRequest, session: str) -> support.RunResult:
+def _run_to_end(request: RunRequest, session: str) -> RunResult:
     for event in _stream_on_device(request, session):
         if event.kind == "done":
             return event.result
@@ -136,23 +138,25 @@ def _run_to_end(request: support.RunRequest, session: str) -> support.RunResult:
     raise RuntimeError("the run ended without a result")
 
 
-def _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz) -> dict:
+def _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz, overlap=0.25,
+                      threshold=0.0) -> dict:
     return dict(
         demucs_shifts=shifts, gains={"drums": drums, "bass": bass, "other": other, "vocals": vocals},
-        gating=gating, gating_strength=strength, hber_cutoff_hz=hber_cutoff_hz,
+        gating=gating, gating_strength=strength, hber_cutoff_hz=hber_cutoff_hz, demucs_overlap=overlap,
+        gating_threshold=threshold,
     )
 
 
-def _player_paths(result: support.RunResult) -> dict:
+def _player_paths(result: RunResult) -> dict:
     return {v: {"matched": result.audio(v), "raw": result.audio(v, raw=True)} for v in VERSIONS}
 
 
-def _api_outputs(result: support.RunResult) -> tuple:
+def _api_outputs(result: RunResult) -> tuple:
     """What /generate and /restore return: three audios (float32 analysis wavs), three Mel PNGs, the table."""
     return (
         *(result.audio(v, raw=True) for v in VERSIONS),
         *(result.mel(v) for v in VERSIONS),
-        support.metrics_table(result),
+        presentation.metrics_table(result),
     )
 
 
@@ -171,9 +175,12 @@ class Controls:
     gating: gr.Radio
     strength: gr.Slider
     hber: gr.Slider
+    overlap: gr.Slider
+    threshold: gr.Slider
 
     def inputs(self) -> list:
-        return [self.shifts, self.drums, self.bass, self.other, self.vocals, self.gating, self.strength, self.hber]
+        return [self.shifts, self.drums, self.bass, self.other, self.vocals, self.gating, self.strength, self.hber,
+                self.overlap, self.threshold]
 
 
 def restoration_controls() -> Controls:
@@ -186,12 +193,17 @@ def restoration_controls() -> Controls:
                              info="fraction of the gated noise removed")
         hber = gr.Slider(2000, 14000, value=8000, step=500, label="HBER cutoff (Hz)",
                          info="edge of the high band in ΔHBER")
+    with gr.Row():
+        overlap = gr.Slider(0.0, 0.9, value=0.25, step=0.05, label="Demucs overlap",
+                            info="fraction by which Demucs's chunks overlap")
+        threshold = gr.Slider(0.0, 5.0, value=0.0, step=0.1, label="Gating threshold (σ)",
+                              info="noise std devs above the noise mean; 0 = noisereduce's default for the mode")
     gr.Markdown("Demucs stem gains: each separated stem is scaled before the stems are summed back "
                 "(1 = as separated).")
     with gr.Row():
         gains = [gr.Slider(0.0, 2.0, value=1.0, step=0.05, label=f"{stem} gain", min_width=120)
-                 for stem in support.STEMS]
-    return Controls(shifts, *gains, gating, strength, hber)
+                 for stem in STEMS]
+    return Controls(shifts, *gains, gating, strength, hber, overlap, threshold)
 
 
 @dataclass
@@ -221,10 +233,10 @@ class Panel:
                                     self.residual, *self.diffs.values(), self.zip, self.state]}
         return {**empty, self.status: status, self.notes: "", self.missing: gr.update(value="", visible=False)}
 
-    def filled(self, result: support.RunResult, *, matched: bool) -> dict:
+    def filled(self, result: RunResult, *, matched: bool) -> dict:
         level = "matched" if matched else "raw"
         paths = _player_paths(result)
-        missing = result.unavailable.get("demucs")
+        missing = result.unavailable.get(DEMUCS)
         verb = "Served from the cache" if result.cached else "Done"
         seed = f" · seed {result.seed}" if result.seed is not None else ""
         return {
@@ -234,8 +246,8 @@ class Panel:
             self.missing: gr.update(value=f"**No Demucs version:** {missing}" if missing else "",
                                     visible=bool(missing)),
             self.spectrum: result.spectrum,
-            self.table: support.metrics_html(result),
-            self.notes: support.notes_markdown(result),
+            self.table: presentation.metrics_html(result),
+            self.notes: presentation.notes_markdown(result),
             self.residual: result.residual,
             **{self.diffs[v]: result.mel_diff(v) for v in self.diffs},
             self.zip: result.zip_path,
@@ -246,7 +258,7 @@ class Panel:
 def comparison_panel(input_title: str, prefix: str) -> Panel:
     """The output widgets; CSS classes ``<prefix>-player-<version>``, ``<prefix>-mel-<version>`` … name them."""
     status = gr.Markdown("", elem_id=f"{prefix}-status")
-    titles = {**TITLES, "input": input_title}
+    titles = {v: version_title(v) for v in VERSIONS} | {INPUT: input_title}
     audio, mel = {}, {}
     missing = None
     with gr.Row(equal_height=False):
@@ -255,7 +267,7 @@ def comparison_panel(input_title: str, prefix: str) -> Panel:
                 gr.Markdown(f"### {titles[version]}")
                 audio[version] = gr.Audio(label=titles[version], type="filepath", interactive=False,
                                           buttons=["download"], elem_classes=[f"{prefix}-player-{version}"])
-                if version == "demucs":
+                if version == DEMUCS:
                     missing = gr.Markdown("", visible=False)
                 mel[version] = gr.Image(label=f"Mel spectrogram — {titles[version]}", show_label=False,
                                         type="filepath", interactive=False, buttons=["download", "fullscreen"],
@@ -267,8 +279,8 @@ def comparison_panel(input_title: str, prefix: str) -> Panel:
                         interactive=False, buttons=["download", "fullscreen"], elem_classes=[f"{prefix}-spectrum"])
     table = gr.HTML("", elem_classes=["metrics-table", f"{prefix}-metrics"])
     # The same table as data, for the script API only (the page shows the HTML table above).
-    table_data = gr.Dataframe(label="Metrics", headers=["Metric", "Unit", input_title, "Demucs", "Spectral gating",
-                                                         "Better means"], interactive=False, visible=False)
+    table_data = gr.Dataframe(label="Metrics", headers=["Metric", "Unit", *titles.values(), "Better means"],
+                              interactive=False, visible=False)
     notes = gr.Markdown("")
     with gr.Row():
         with gr.Column(min_width=300):
@@ -278,9 +290,9 @@ def comparison_panel(input_title: str, prefix: str) -> Panel:
             zip_file = gr.File(label="Download everything (wavs, PNGs, metrics.json, metrics.csv)", interactive=False)
     with gr.Accordion("Difference spectrograms (output − input)", open=False):
         with gr.Row():
-            diffs = {v: gr.Image(label=f"{TITLES[v]} − input", show_label=False, type="filepath", interactive=False,
-                                 min_width=300)
-                     for v in ("demucs", "spectral_gating")}
+            diffs = {v: gr.Image(label=f"{version_title(v)} − input", show_label=False, type="filepath",
+                                 interactive=False, min_width=300)
+                     for v in (DEMUCS, GATING)}
     state = gr.State(None)
     return Panel(status, audio, mel, missing, matched, spectrum, table, table_data, notes, residual, diffs, zip_file,
                  state)
@@ -296,7 +308,7 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
     except Exception as exc:
         raise _gr_error(exc) from None
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
-    stop_event = support.stop_event_for(session)
+    stop_event = jobs.stop_event_for(session)
     seed_update = {extra: str(run.generation.seed)} if extra is not None and run.generation is not None else {}
     yield {**panel.cleared("Starting…"), **seed_update}
     stream = _stream_on_device(run, session)
@@ -305,13 +317,13 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
     try:
         for event in stream:
             if event.kind == "progress":
-                progress(support.overall_fraction(run.kind, event.stage, event.fraction, event.detail),
-                         desc=support.stage_text(event.stage, event.detail))
+                progress(jobs.overall_fraction(run.kind, event.stage, event.fraction, event.detail),
+                         desc=jobs.stage_text(event.stage, event.detail))
             elif event.kind == "chunk":
                 # The status is written with the first chunk only (the progress bar counts tokens):
                 # a later chunk yielded as Stop is pressed could arrive after Stop's "Stopped."
                 # (another channel) and overwrite it.
-                update = {panel.audio["input"]: event.path}
+                update = {panel.audio[INPUT]: event.path}
                 if not status_shown:
                     update[panel.status] = "Generating… the Input player plays the audio so far."
                     status_shown = True
@@ -322,7 +334,7 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
                 return
             elif event.kind == "error":
                 finished = True
-                if support.is_cancellation(event.error, stop_event):
+                if jobs.is_cancellation(event.error, stop_event):
                     yield {panel.status: "**Stopped.** Nothing was saved."}
                     return
                 raise _gr_error(event.error)
@@ -330,42 +342,55 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
         if not finished:  # Stop cancelled this event, or the page went away: stop the work as well
             stop_event.set()
         stream.close()
-        support.release_stop_event(session, stop_event)
+        jobs.release_stop_event(session, stop_event)
 
 
-def _ui_generate(prompt, duration, seed, guidance, temperature, top_k, mode, shifts, drums, bass, other, vocals,
-                 gating, strength, hber_cutoff_hz, matched, request: gr.Request, progress=gr.Progress()):
-    restoration = _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz)
-    yield from _stream_to_panel(
-        lambda: support.prompt_request(prompt, duration=duration, seed=seed, guidance=guidance, temperature=temperature,
-                                       top_k=top_k, mode=mode, **restoration),
-        GEN, matched, request, progress, extra=SEED_USED,
-    )
+def _generate_handler(panel: Panel, seed_used: gr.Textbox):
+    """The "Generate" button's handler, filling ``panel`` and ``seed_used``."""
+
+    def handle(prompt, duration, seed, guidance, temperature, top_k, mode, shifts, drums, bass, other, vocals,
+               gating, strength, hber_cutoff_hz, overlap, threshold, matched, request: gr.Request,
+               progress=gr.Progress()):
+        restoration = _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz,
+                                        overlap, threshold)
+        yield from _stream_to_panel(
+            lambda: prompt_request(prompt, duration=duration, seed=seed, guidance=guidance, temperature=temperature,
+                                   top_k=top_k, mode=mode, **restoration),
+            panel, matched, request, progress, extra=seed_used,
+        )
+
+    return handle
 
 
-def _ui_restore(audio, shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz, matched,
-                request: gr.Request, progress=gr.Progress()):
-    restoration = _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz)
-    yield from _stream_to_panel(lambda: support.restore_request(audio, **restoration), RESTORE, matched, request,
-                                progress)
+def _restore_handler(panel: Panel):
+    """The "Restore & compare" button's handler, filling ``panel``."""
+
+    def handle(audio, shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz, overlap, threshold,
+               matched, request: gr.Request, progress=gr.Progress()):
+        restoration = _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz,
+                                        overlap, threshold)
+        yield from _stream_to_panel(lambda: restore_request(audio, **restoration), panel, matched, request, progress)
+
+    return handle
 
 
 def generate(prompt: str, duration: float = 5.0, seed: int = -1, guidance: float = 3.0, temperature: float = 1.0,
              top_k: int = 250, mode: str = "exact", demucs_shifts: int = 0, gain_drums: float = 1.0,
              gain_bass: float = 1.0, gain_other: float = 1.0, gain_vocals: float = 1.0,
              gating: str = "nonstationary", gating_strength: float = 1.0, hber_cutoff_hz: float = 8000.0,
-             request: gr.Request = None):
+             demucs_overlap: float = 0.25, gating_threshold: float = 0.0, request: gr.Request = None):
     """Generate a clip with MusicGen and restore it with Demucs and spectral gating.
 
     Returns the input, Demucs and spectral-gating audio (32-bit float wavs at the input's rate
     and level), their Mel spectrograms on one colour scale, and the metrics table. A seed of -1
-    draws a random one; the table's last row ("How it was made") names the seed used.
+    draws a random one; the table's last row ("How it was made") names the seed used. A
+    ``gating_threshold`` of 0 keeps noisereduce's default for the mode.
     """
     try:
-        run = support.prompt_request(
+        run = prompt_request(
             prompt, duration=duration, seed=seed, guidance=guidance, temperature=temperature, top_k=top_k, mode=mode,
             **_restoration_args(demucs_shifts, gain_drums, gain_bass, gain_other, gain_vocals, gating,
-                                gating_strength, hber_cutoff_hz),
+                                gating_strength, hber_cutoff_hz, demucs_overlap, gating_threshold),
         )
         return _api_outputs(_run_to_end(run, getattr(request, "session_hash", None) or uuid.uuid4().hex))
     except Exception as exc:
@@ -374,7 +399,8 @@ def generate(prompt: str, duration: float = 5.0, seed: int = -1, guidance: float
 
 def restore(audio: str, demucs_shifts: int = 0, gain_drums: float = 1.0, gain_bass: float = 1.0,
             gain_other: float = 1.0, gain_vocals: float = 1.0, gating: str = "nonstationary",
-            gating_strength: float = 1.0, hber_cutoff_hz: float = 8000.0, request: gr.Request = None):
+            gating_strength: float = 1.0, hber_cutoff_hz: float = 8000.0, demucs_overlap: float = 0.25,
+            gating_threshold: float = 0.0, request: gr.Request = None):
     """Restore your own audio (wav, flac, ogg, mp3) with Demucs and spectral gating.
 
     Returns the input, Demucs and spectral-gating audio (32-bit float wavs), their Mel
@@ -382,9 +408,9 @@ def restore(audio: str, demucs_shifts: int = 0, gain_drums: float = 1.0, gain_ba
     spectrogram are empty and the table says why; gating and the metrics are still returned.
     """
     try:
-        run = support.restore_request(
+        run = restore_request(
             audio, **_restoration_args(demucs_shifts, gain_drums, gain_bass, gain_other, gain_vocals, gating,
-                                       gating_strength, hber_cutoff_hz),
+                                       gating_strength, hber_cutoff_hz, demucs_overlap, gating_threshold),
         )
         return _api_outputs(_run_to_end(run, getattr(request, "session_hash", None) or uuid.uuid4().hex))
     except Exception as exc:
@@ -392,7 +418,7 @@ def restore(audio: str, demucs_shifts: int = 0, gain_drums: float = 1.0, gain_ba
 
 
 def _stop(request: gr.Request):
-    stopped = support.request_stop(getattr(request, "session_hash", None))
+    stopped = jobs.request_stop(getattr(request, "session_hash", None))
     logger.info("stop requested (%s)", "a run was stopped" if stopped else "nothing was running")
     return "**Stopped.** Nothing was saved."
 
@@ -409,7 +435,7 @@ def _add_to_listening(state):
         raise gr.Error("Generate a clip first, then add it to the listening test.")
     try:
         message = add_run_to_pool(Path(state["run_dir"]))
-        support.mark_keep(state["run_dir"])
+        mark_keep(state["run_dir"])
     except Exception as exc:
         raise _gr_error(exc) from None
     gr.Info(message)
@@ -424,7 +450,7 @@ def _model_status_text() -> str:
     """Which models can run, checked on disk (no loading); computed once, then every minute at most."""
     with _STATUS_LOCK:
         if not _STATUS or time.monotonic() - _STATUS["at"] > 60:
-            _STATUS.update(text=support.model_status_markdown(support.model_status()), at=time.monotonic())
+            _STATUS.update(text=presentation.model_status_markdown(presentation.model_status()), at=time.monotonic())
         return _STATUS["text"]
 
 
@@ -475,7 +501,7 @@ How they are computed (every spectral metric on an STFT with n_fft = 2048, hop 5
 ## Limits of this page
 
 Prompts are at most {MAX_PROMPT_CHARS} characters; clips last {MIN_DURATION_S:g}–{MAX_DURATION_S:g} s. Uploads up to
-{support.max_upload_mb():g} MB (`RESTORATION_MAX_UPLOAD_MB`) and the length set by `RESTORATION_MAX_SECONDS`.
+{max_upload_mb():g} MB (`RESTORATION_MAX_UPLOAD_MB`) and the length set by `RESTORATION_MAX_SECONDS`.
 Identical requests (prompt, duration, seed and every setting) are answered from a cache.
 
 ## Credits
@@ -490,9 +516,8 @@ Identical requests (prompt, duration, seed and every setting) are answered from 
 
 
 def build_demo() -> gr.Blocks:
-    global GEN, RESTORE, SEED_USED
-    prompt_examples = support.read_prompt_examples(PROMPTS_FILE)
-    clips = support.example_clips(CLIPS_DIR, CLIPS_SCRIPT)
+    prompt_examples = examples.read_prompt_examples(PROMPTS_FILE)
+    clips = examples.example_clips(CLIPS_DIR, CLIPS_SCRIPT)
     # delete_cache: Gradio's copies of served files older than 6 h are removed every hour (the run folders stay).
     with gr.Blocks(title="MusicGen Restoration Lab", analytics_enabled=False, delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown("# MusicGen Restoration Lab\nGenerate a clip, restore it two ways, listen and compare.")
@@ -512,9 +537,9 @@ def build_demo() -> gr.Blocks:
                         duration = gr.Slider(MIN_DURATION_S, MAX_DURATION_S, value=5, step=1, label="Duration (s)",
                                              elem_id="duration")
                         with gr.Row():
-                            seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=support.MAX_SEED,
+                            seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED,
                                              label="Seed (−1 = random)", min_width=120, elem_id="seed")
-                            SEED_USED = gr.Textbox("", label="Seed used", interactive=False, min_width=120,
+                            seed_used = gr.Textbox("", label="Seed used", interactive=False, min_width=120,
                                                    elem_id="seed-used", placeholder="after Generate")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn",
@@ -531,7 +556,7 @@ def build_demo() -> gr.Blocks:
                                         info="fast quantizes MusicGen's decoder to int8: quicker, "
                                              "slightly different audio")
                     gen_controls = restoration_controls()
-                GEN = comparison_panel(TITLES["input"], "gen")
+                gen_panel = comparison_panel(version_title(INPUT, kind="prompt"), "gen")
                 listen_btn = gr.Button("Add to listening test", elem_id="listen-btn")
                 listen_msg = gr.Markdown("")
             with gr.Tab("Restore your own audio", id="restore"):
@@ -549,7 +574,7 @@ def build_demo() -> gr.Blocks:
                             restore_stop = gr.Button("Stop", variant="stop", min_width=120)
                 with gr.Accordion("Advanced", open=False):
                     restore_controls = restoration_controls()
-                RESTORE = comparison_panel("Input (your audio)", "restore")
+                restore_panel = comparison_panel("Input (your audio)", "restore")
             with gr.Tab("Listening test", id="listening-link"):
                 gr.Markdown(LISTENING_LINK)
             build_listening_tabs(participant=False)  # the organiser's "Listening results" tab
@@ -557,29 +582,33 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown(ABOUT)
 
         gen_inputs = [prompt, duration, seed, guidance, temperature, top_k, mode, *gen_controls.inputs()]
-        gen_event = gr.on([generate_btn.click, prompt.submit], _ui_generate, inputs=[*gen_inputs, GEN.matched],
-                          outputs=[*GEN.outputs(), SEED_USED], api_visibility="private", concurrency_limit=RUN_LIMIT,
-                          concurrency_id="runs", show_progress_on=[GEN.status, *GEN.mel.values(), GEN.table])
-        stop_btn.click(_stop, None, GEN.status, cancels=[gen_event], api_visibility="private", queue=False)
+        gen_event = gr.on([generate_btn.click, prompt.submit], _generate_handler(gen_panel, seed_used),
+                          inputs=[*gen_inputs, gen_panel.matched], outputs=[*gen_panel.outputs(), seed_used],
+                          api_visibility="private", concurrency_limit=RUN_LIMIT, concurrency_id="runs",
+                          show_progress_on=[gen_panel.status, *gen_panel.mel.values(), gen_panel.table])
+        stop_btn.click(_stop, None, gen_panel.status, cancels=[gen_event], api_visibility="private", queue=False)
         restore_inputs = [upload, *restore_controls.inputs()]
-        restore_event = restore_btn.click(_ui_restore, inputs=[*restore_inputs, RESTORE.matched],
-                                          outputs=RESTORE.outputs(), api_visibility="private",
-                                          concurrency_limit=RUN_LIMIT, concurrency_id="runs",
-                                          show_progress_on=[RESTORE.status, *RESTORE.mel.values(), RESTORE.table])
-        restore_stop.click(_stop, None, RESTORE.status, cancels=[restore_event], api_visibility="private", queue=False)
-        for panel in (GEN, RESTORE):
+        restore_event = restore_btn.click(
+            _restore_handler(restore_panel), inputs=[*restore_inputs, restore_panel.matched],
+            outputs=restore_panel.outputs(), api_visibility="private", concurrency_limit=RUN_LIMIT,
+            concurrency_id="runs", show_progress_on=[restore_panel.status, *restore_panel.mel.values(),
+                                                     restore_panel.table])
+        restore_stop.click(_stop, None, restore_panel.status, cancels=[restore_event], api_visibility="private",
+                           queue=False)
+        for panel in (gen_panel, restore_panel):
             panel.matched.change(_swap_levels, [panel.matched, panel.state], list(panel.audio.values()),
                                  api_visibility="private", queue=False)
-        listen_btn.click(_add_to_listening, GEN.state, listen_msg, api_visibility="private")
+        listen_btn.click(_add_to_listening, gen_panel.state, listen_msg, api_visibility="private")
         demo.load(_model_status_text, None, status, api_visibility="private", queue=False)
 
         # The script API: hidden triggers whose only outputs are the three audios, three spectrograms, the table.
-        api_outputs = [*GEN.audio.values(), *GEN.mel.values(), GEN.table_data]
+        api_outputs = [*gen_panel.audio.values(), *gen_panel.mel.values(), gen_panel.table_data]
         gen_api = gr.Button(visible=False)
         gen_api.click(generate, gen_inputs, api_outputs, api_name="generate", concurrency_limit=RUN_LIMIT,
                       concurrency_id="runs")
         restore_api = gr.Button(visible=False)
-        restore_api.click(restore, restore_inputs, [*RESTORE.audio.values(), *RESTORE.mel.values(), RESTORE.table_data],
+        restore_api.click(restore, restore_inputs,
+                          [*restore_panel.audio.values(), *restore_panel.mel.values(), restore_panel.table_data],
                           api_name="restore", concurrency_limit=RUN_LIMIT, concurrency_id="runs")
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
@@ -598,15 +627,11 @@ def _warm_up() -> None:
     """Pay the first-request costs (models, numba, matplotlib) after the app is serving."""
     start = time.perf_counter()
     _model_status_text()
-    steps = support.warm_up()
+    steps = warm_up(musicgen=True)
     logger.info("warm-up done in %.1f s (%s)", time.perf_counter() - start,
                 ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()))
 
 
-# The output widgets the handlers fill; build_demo() sets them (one page, so one of each).
-GEN: Panel
-RESTORE: Panel
-SEED_USED: gr.Textbox
 demo = build_demo()
 
 LAUNCH_KWARGS = dict(
@@ -615,9 +640,9 @@ LAUNCH_KWARGS = dict(
     show_error=False,  # only gr.Error messages reach the browser; tracebacks stay in the server log
     # Only the run folders are served (Spaces keep them under /data, outside cwd and the temp dir);
     # the rest of data_dir() (the listening-test database) is not.
-    allowed_paths=[str(support.runs_root())],
+    allowed_paths=[str(runs_root())],
     blocked_paths=private_paths(),  # the listening-test database and secret are never served
-    max_file_size=f"{int(2 * support.max_upload_mb())}mb",  # hard cap; the app's own limit gives the clear message
+    max_file_size=f"{int(2 * max_upload_mb())}mb",  # hard cap; the app's own limit gives the clear message
     ssr_mode=False,
 )
 

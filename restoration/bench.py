@@ -17,8 +17,8 @@ One run of the benchmark measures, on this machine:
    padding?" is answered by measurement.
 4. **Metrics and plots** for the three versions, warm (target ≤ 0.5 s).
 5. **The app, warm**: in a fresh process, the app's own warm-up
-   (:func:`restoration.app_support.warm_up`, which ``app.py`` runs after start), then two
-   clicks of *Generate* in ``fast`` mode through :func:`restoration.app_support.stream_run`,
+   (:func:`restoration.warmup.warm_up`, which ``app.py`` runs after start), then two
+   clicks of *Generate* in ``fast`` mode through :func:`restoration.app.jobs.stream_run`,
    the function the button runs: seconds to the first streamed audio (first sound) and to
    the full results. Gradio's own transport is not included (a cached request's whole
    round trip through the browser took 0.3 s).
@@ -624,10 +624,10 @@ def metrics_plots_timing(audio, sample_rate: int, *, restored, repeats: int = 5)
     from .gating import spectral_gate
     from .metrics import measure_versions
     from .outputs import render_figures
-    from .pipeline import Report
+    from .report import Report
+    from .versions import DEMUCS, GATING, INPUT
 
-    versions = {"input": audio, "demucs": np.asarray(restored, dtype=np.float32),
-                "spectral_gating": spectral_gate(audio, sample_rate)}
+    versions = {INPUT: audio, DEMUCS: np.asarray(restored, dtype=np.float32), GATING: spectral_gate(audio, sample_rate)}
     start = time.perf_counter()
     plots.warm_up(duration_s=audio.shape[-1] / sample_rate, sample_rate=sample_rate)
     warm_up_s = time.perf_counter() - start
@@ -666,22 +666,24 @@ def app_timing(env: dict, *, duration_s: float, mode: str, clicks: int = 2) -> d
 def app_clicks(*, duration_s: float, mode: str, clicks: int = 2) -> dict:
     """The app's warm-up, then ``clicks`` Generate requests (new seeds, so no cache hit), timed.
 
-    Each click goes through :func:`restoration.app_support.stream_run` as the button's handler
+    Each click goes through :func:`restoration.app.jobs.stream_run` as the button's handler
     does: ``first_sound_s`` is when the first streamed chunk of audio was ready for the Input
     player (a clip shorter than one chunk streams none: then the results are the first sound),
     ``results_s`` when the full result (every version, metrics, figures, zip) was.
     """
-    from . import app_support as support
+    from .app.jobs import stream_run
+    from .app.requests import prompt_request
+    from .warmup import warm_up
 
     start = time.perf_counter()
-    warm = support.warm_up(mode=mode, duration_s=duration_s)
+    warm = warm_up(duration_s=duration_s, musicgen=True, mode=mode)
     warm_s = time.perf_counter() - start
     rows = []
     for click in range(clicks):
-        request = support.prompt_request(PROMPT, duration=duration_s, seed=1000 + click, mode=mode)
+        request = prompt_request(PROMPT, duration=duration_s, seed=1000 + click, mode=mode)
         first = done = None
         start = time.perf_counter()
-        for event in support.stream_run(request):
+        for event in stream_run(request):
             if event.kind == "chunk" and first is None:
                 first = time.perf_counter() - start
             elif event.kind == "error":
@@ -729,7 +731,9 @@ def machine_info(load_start=None) -> dict:
                 memory_gb = round(int(line.split()[1]) / 1024 ** 2, 1)
     except OSError:
         pass
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from .device import pick_device
+
+    device = pick_device()
     info = {
         "cpu_count": os.cpu_count(),
         "cpu_model": model_name,

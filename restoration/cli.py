@@ -24,13 +24,6 @@ class _Parser(argparse.ArgumentParser):
         raise BadInputError(f"{message} (see `python -m restoration {self.prog.split()[-1]} --help`)")
 
 
-def _float(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{name} must be a number, got {text!r}") from None
-
-
 def _check_out(path: Path) -> Path:
     """``--out`` must be a folder, or creatable in a writable folder (checked before any work)."""
     if path.exists() and not path.is_dir():
@@ -102,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extension_commands():
     """Command groups that live in their own modules (benchmark, listening test)."""
     registers = []
-    for module in ("bench", "listening.cli"):
+    for module in ("bench", "listening.cli", "groundtruth"):
         try:
             mod = __import__(f"restoration.{module}", fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -114,21 +107,18 @@ def _extension_commands():
 
 
 def settings_from_args(args):
-    """Build the frozen settings objects from parsed arguments (validation happens in them)."""
-    from .settings import DemucsSettings, GatingSettings, MetricSettings
+    """The Demucs, gating and metric settings from parsed arguments (:func:`restoration.settings.restoration_settings`)."""
+    from .settings import restoration_settings
 
     gains = []
     for item in args.stem_gain:
         stem, sep, value = item.partition("=")
         if not sep or not stem.strip():
             raise BadInputError(f"--stem-gain expects STEM=GAIN, got {item!r}")
-        gains.append((stem.strip(), _float(value, f"gain of stem {stem!r}")))
-    demucs = DemucsSettings(shifts=args.shifts, overlap=args.overlap, seed=getattr(args, "seed", 0) or 0,
-                            stem_gains=tuple(gains))
-    gating = GatingSettings(stationary=args.gating == "stationary", prop_decrease=args.gating_strength,
-                            threshold_std=args.gating_threshold)
-    metrics = MetricSettings(hber_cutoff_hz=args.hber_cutoff_hz)
-    return demucs, gating, metrics
+        gains.append((stem.strip(), value))
+    return restoration_settings(shifts=args.shifts, overlap=args.overlap, stem_gains=gains, gating=args.gating,
+                                gating_strength=args.gating_strength, gating_threshold_std=args.gating_threshold,
+                                hber_cutoff_hz=args.hber_cutoff_hz, seed=getattr(args, "seed", 0) or 0)
 
 
 def generation_from_args(args, *, seed: int = 0):

@@ -6,8 +6,6 @@ are moved in only when every one is complete, so a crash never leaves half a rep
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from . import plots
 from .audio import write_wav
+from .csvfiles import csv_text
 from .metrics import CSV_METRICS
 from .report import Report
 
@@ -45,13 +44,7 @@ def flatten_metrics(metrics: dict) -> dict:
 
 def metrics_csv_text(report: Report) -> str:
     """``metrics.csv``: a row per version, a column per metric (empty cell = undefined, see metrics.json)."""
-    rows = [{"version": name, **flatten_metrics(values)} for name, values in report.metrics.items()]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buffer.getvalue()
+    return csv_text({"version": name, **flatten_metrics(values)} for name, values in report.metrics.items())
 
 
 def _json_text(obj) -> str:

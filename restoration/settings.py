@@ -6,6 +6,7 @@ turns it into the ``settings`` block of ``report.json``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .errors import BadInputError
@@ -149,3 +150,65 @@ def validate_prompt(prompt) -> str:
     if len(text) > MAX_PROMPT_CHARS:
         raise BadInputError(f"the prompt has {len(text)} characters; at most {MAX_PROMPT_CHARS} are allowed")
     return text
+
+
+# --------------------------------------------------------------------------- from user-facing values
+
+#: Demucs's four stems, in the order the app shows their gains.
+STEMS = ("drums", "bass", "other", "vocals")
+GATING_MODES = ("nonstationary", "stationary")
+
+
+def parse_number(value, name: str, *, kind=float):
+    """``value`` (a number or its text) as ``kind``, or a :class:`BadInputError` naming ``name``.
+
+    Missing (None, blank), unparsable and non-finite values are refused.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise BadInputError(f"{name} is missing")
+    try:
+        number = kind(float(value))
+    except (TypeError, ValueError, OverflowError):
+        raise BadInputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise BadInputError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def restoration_settings(
+    *,
+    shifts=0,
+    overlap=0.25,
+    stem_gains=None,
+    gating: str = "nonstationary",
+    gating_strength=1.0,
+    gating_threshold_std=None,
+    hber_cutoff_hz=8000.0,
+    seed: int = 0,
+) -> tuple[DemucsSettings, GatingSettings, MetricSettings]:
+    """The Demucs, gating and metric settings from user-facing values: the one builder of the CLI and the app.
+
+    Numbers may arrive as text (widgets, options); each is parsed with :func:`parse_number`.
+    ``stem_gains`` maps stem → linear gain (a dict or ``(stem, gain)`` pairs); unit gains are
+    dropped and the rest sorted, so equal settings compare, hash and cache equal.
+    ``gating`` is ``"nonstationary"`` (the seed paper's baseline) or ``"stationary"``;
+    ``gating_threshold_std`` None (or blank) keeps noisereduce's default for the mode;
+    ``seed`` fixes Demucs's random shifts.
+    """
+    pairs = stem_gains.items() if isinstance(stem_gains, dict) else (stem_gains or ())
+    gains = []
+    for stem, gain in pairs:
+        gain = parse_number(gain, f"gain of {stem}")
+        if gain != 1.0:
+            gains.append((str(stem), gain))
+    if gating not in GATING_MODES:
+        raise BadInputError(f"gating must be 'nonstationary' or 'stationary', got {gating!r}")
+    blank = gating_threshold_std is None or (isinstance(gating_threshold_std, str) and not gating_threshold_std.strip())
+    demucs = DemucsSettings(shifts=parse_number(shifts, "Demucs shifts", kind=int),
+                            overlap=parse_number(overlap, "Demucs overlap"), seed=int(seed),
+                            stem_gains=tuple(sorted(gains)))
+    gate = GatingSettings(stationary=gating == "stationary",
+                          prop_decrease=parse_number(gating_strength, "gating strength"),
+                          threshold_std=None if blank else parse_number(gating_threshold_std, "gating threshold"))
+    metrics = MetricSettings(hber_cutoff_hz=parse_number(hber_cutoff_hz, "HBER cutoff"))
+    return demucs, gate, metrics
