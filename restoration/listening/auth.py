@@ -103,6 +103,8 @@ def check_admin(token) -> None:
     time.sleep(0.25)  # slows guessing
     if not os.environ.get(ADMIN_ENV):
         raise BadInputError(f"Admin functions are off: set {ADMIN_ENV} on the server.")
+    if not str(token or "").strip():
+        raise BadInputError("Type the admin token first.")
     raise BadInputError("Wrong admin token.")
 
 

@@ -18,5 +18,5 @@ def add_run_to_pool(run_dir) -> str:
     source = read_clip_source(run_dir)
     added, count = store.add_to_pool(run_dir.resolve(), prompt=source.prompt, genre=source.genre)
     if not added:
-        return f"Already in the listening-test pool ({count} clips)."
+        return f"Already in the listening-test pool ({count} clip{'s' if count != 1 else ''})."
     return f"Added to the listening-test pool ({count} clip{'s' if count != 1 else ''}; 8–12 make a test)."
