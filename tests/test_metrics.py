@@ -1,4 +1,4 @@
-"""Known-answer tests of the metrics (docs/FACTS.md gives the answers)."""
+"""Known-answer tests of the metrics (the facts they rest on: docs/FACTS.md)."""
 
 import json
 import math
