@@ -197,6 +197,20 @@ class LoudnessMatch:
     target_lufs: float
 
 
+def shared_loudness_target(versions: dict[str, np.ndarray], lufs: dict[str, float | None], *,
+                           target_lufs: float, peak_ceiling_dbfs: float) -> float:
+    """The loudness (LUFS) every version can be scaled to with no peak above ``peak_ceiling_dbfs``.
+
+    target = min(``target_lufs``, min_i(ceiling − (peak_i − LUFS_i))) over the versions whose
+    loudness ``lufs[i]`` is defined: the nominal target, lowered by the largest peak excess.
+    """
+    target = float(target_lufs)
+    for name, audio in versions.items():
+        if lufs.get(name) is not None:
+            target = min(target, float(peak_ceiling_dbfs) - (peak_dbfs(audio) - lufs[name]))
+    return target
+
+
 def loudness_match(
     versions: dict[str, np.ndarray],
     sample_rate: int,
@@ -211,14 +225,7 @@ def loudness_match(
     A version whose loudness is undefined (silence) is left at unit gain.
     """
     lufs = {name: integrated_lufs(audio, sample_rate) for name, audio in versions.items()}
-    target = float(target_lufs)
-    excess = 0.0
-    for name, audio in versions.items():
-        if lufs[name] is None:
-            continue
-        projected_peak = peak_dbfs(audio) + (target - lufs[name])
-        excess = max(excess, projected_peak - peak_ceiling_dbfs)
-    target -= excess
+    target = shared_loudness_target(versions, lufs, target_lufs=target_lufs, peak_ceiling_dbfs=peak_ceiling_dbfs)
     matched, info = {}, {}
     for name, audio in versions.items():
         gain_db = 0.0 if lufs[name] is None else target - lufs[name]

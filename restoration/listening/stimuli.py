@@ -22,7 +22,6 @@ test is then given one common modification time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -36,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import (apply_fades, convert_channels, integrated_lufs, lowpass, peak_dbfs, read_audio, resample,
-                     write_wav)
+                     shared_loudness_target, write_wav)
 from ..errors import BadInputError
+from ..hashing import file_sha256 as sha256_file
 from ..versions import ANCHOR, CONDITION_VERSION, CONDITIONS, FILES, ORIGINAL, REAL_CONDITIONS
 
 #: The file of a clip folder each real condition is read from.
@@ -227,21 +227,12 @@ def load_versions(source: ClipSource, settings: StimulusSettings) -> tuple[dict[
 
 def feasible_target(versions: dict[str, np.ndarray], sample_rate: int, settings: StimulusSettings) -> float:
     """The highest loudness target (≤ the nominal one) that keeps every version under the peak ceiling."""
-    target = settings.target_lufs
-    for condition, audio in versions.items():
-        lufs = integrated_lufs(audio, sample_rate)
-        if lufs is None:
+    lufs = {condition: integrated_lufs(audio, sample_rate) for condition, audio in versions.items()}
+    for condition, value in lufs.items():
+        if value is None:
             raise BadInputError(f"the {condition} version has no measurable loudness (silent or under 0.4 s)")
-        target = min(target, settings.peak_ceiling_dbfs - (peak_dbfs(audio) - lufs))
-    return target
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return shared_loudness_target(versions, lufs, target_lufs=settings.target_lufs,
+                                  peak_ceiling_dbfs=settings.peak_ceiling_dbfs)
 
 
 def write_stimuli(versions: dict[str, np.ndarray], sample_rate: int, folder: Path, *, target_lufs: float,
