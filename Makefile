@@ -14,7 +14,7 @@ $(VENV)/.installed-run: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed-run
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-ray.txt $(VENV)/.installed-run
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 

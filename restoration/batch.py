@@ -76,6 +76,34 @@ def plan(prompts: list[tuple[str, str]], seeds: int) -> list[Job]:
     return [Job(g, p, i, s) for i, (g, p) in enumerate(prompts) for s in range(int(seeds))]
 
 
+def pending(jobs: list[Job], out_dir) -> list[Job]:
+    """The jobs whose clip folder has no ``report.json`` yet (written last, so a folder with it is complete)."""
+    return [job for job in jobs if not (job.folder(Path(out_dir)) / "report.json").exists()]
+
+
+def run_job(
+    job: Job,
+    out_dir,
+    *,
+    generation: GenerationSettings,
+    demucs: DemucsSettings,
+    gating: GatingSettings,
+    metrics: MetricSettings,
+) -> Path:
+    """Generate one prompt × seed, restore and measure it, and write its clip folder (all or nothing).
+
+    The one unit of work of a study: the local loop and the Ray workers (:mod:`restoration.cluster`)
+    both call it, so both give the same clip for the same job and settings.
+    """
+    from .pipeline import run_prompt
+
+    report = run_prompt(
+        job.prompt, generation=replace(generation, seed=job.seed), demucs=demucs, gating=gating, metrics=metrics
+    )
+    report.source.update(genre=job.genre, prompt_index=job.index)
+    return write_report(report, job.folder(Path(out_dir)))
+
+
 def run_batch(
     prompts_file,
     out_dir,
@@ -90,19 +118,13 @@ def run_batch(
     """Run every prompt × seed not already done, then rewrite the tables. Returns counts."""
     from tqdm import tqdm
 
-    from .pipeline import run_prompt
-
     jobs = plan(read_prompts(prompts_file), seeds)
     out_dir = Path(out_dir)
-    todo = [job for job in jobs if not (job.folder(out_dir) / "report.json").exists()]
+    todo = pending(jobs, out_dir)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="clip", disable=not show_progress)
     for job in todo:
         bar.set_description(f"{job.genre[:16]} seed {job.seed}")
-        report = run_prompt(
-            job.prompt, generation=replace(generation, seed=job.seed), demucs=demucs, gating=gating, metrics=metrics
-        )
-        report.source.update(genre=job.genre, prompt_index=job.index)
-        write_report(report, job.folder(out_dir))
+        run_job(job, out_dir, generation=generation, demucs=demucs, gating=gating, metrics=metrics)
         bar.update(1)
     bar.close()
     rows = collect_rows(out_dir)
