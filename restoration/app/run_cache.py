@@ -57,9 +57,6 @@ class RunResult:
     def seed(self) -> int | None:
         return (self.summary.get("source") or {}).get("seed")
 
-    def has(self, version: str) -> bool:
-        return (self.run_dir / f"{version}.wav").is_file()
-
     def audio(self, version: str, *, raw: bool = False) -> str | None:
         """The version's wav: the loudness-matched 16-bit copy, or with ``raw`` the float32 analysis file."""
         path = self.run_dir / f"{version}.wav" if raw else self.run_dir / "listening" / f"{version}.wav"
