@@ -12,8 +12,6 @@ A rerun skips every clip whose ``report.json`` exists, so an interrupted night r
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from dataclasses import dataclass, replace
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .csvfiles import csv_text, write_text_atomic
 from .errors import BadInputError
 from .outputs import flatten_metrics, write_report
 from .settings import DemucsSettings, GatingSettings, GenerationSettings, MetricSettings, validate_prompt
@@ -188,41 +187,23 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
-def _csv_text(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
 def write_tables(rows: list[dict], out_dir) -> None:
     out_dir = Path(out_dir)
     summary = aggregate(rows)
-    _atomic_text(out_dir / "clips.csv", _csv_text(rows))
-    _atomic_text(out_dir / "summary.csv", _csv_text(summary))
+    write_text_atomic(out_dir / "clips.csv", csv_text(rows))
+    write_text_atomic(out_dir / "summary.csv", csv_text(summary))
     if summary:
         summary_plot(summary, out_dir / "summary.png")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def summary_plot(summary: list[dict], path) -> Path:
     """Bars of the mean per version for the main metrics (all genres), with 95 % CI whiskers."""
     from .metrics import METRIC_INFO
     from .plots import _figure
-    from .versions import COLORS, TITLES
+    from .versions import COLORS, TITLES, VERSIONS
 
     overall = [r for r in summary if r["genre"] == "all"]
-    versions = sorted({r["version"] for r in overall}, key=lambda v: ("input", "demucs", "spectral_gating").index(v)
-                      if v in ("input", "demucs", "spectral_gating") else 9)
+    versions = sorted({r["version"] for r in overall}, key=lambda v: VERSIONS.index(v) if v in VERSIONS else 9)
     fig = _figure(3.0 * len(SUMMARY_METRICS), 3.4)
     for i, metric in enumerate(SUMMARY_METRICS):
         ax = fig.add_subplot(1, len(SUMMARY_METRICS), i + 1)
