@@ -39,6 +39,20 @@ def version_title(version: str, *, kind: str = "file") -> str:
     return TITLES[version]
 
 
+# The ground-truth study (restoration.groundtruth): clean music is degraded, and the degraded clip
+# is the input the two restorations start from. "clean" is the reference every version is compared with.
+CLEAN = "clean"
+DEGRADED = "degraded"
+#: The versions of a ground-truth comparison, in display order.
+GROUND_TRUTH_VERSIONS = (CLEAN, DEGRADED, DEMUCS, GATING)
+TITLES.update({CLEAN: "Clean original", DEGRADED: "Degraded"})
+COLORS.update({CLEAN: "#2ca02c", DEGRADED: "#444444"})
+DESCRIPTIONS.update({
+    CLEAN: "the clean music, the reference every version is compared with",
+    DEGRADED: "the clean music after the degradation (e.g. MusicGen's own codec); the restorations' input",
+})
+FILES.update({CLEAN: "clean.wav", DEGRADED: "degraded.wav"})
+
 # The listening test's conditions. "original" is the input version, unprocessed.
 ORIGINAL = "original"
 ANCHOR = "anchor"
