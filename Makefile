@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: run test install install-dev chromium bench clean
+.PHONY: run test install install-dev chromium fluidsynth bench clean
 
 $(VENV)/.installed-run: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-ray.t
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
-run: install
+run: install fluidsynth
 	$(PY) scripts/make_example_clips.py
 	$(PY) app.py
 
@@ -31,7 +31,14 @@ chromium:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-test: install-dev chromium
+# FluidSynth and a General MIDI soundfont render the built-in clean music (ground truth, example clips).
+fluidsynth:
+	@if ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
+		echo "installing FluidSynth and the FluidR3 GM soundfont from Debian"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	fi
+
+test: install-dev chromium fluidsynth
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
 
 bench: install
