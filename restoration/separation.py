@@ -394,9 +394,11 @@ def separate(
     """Run demucs's ``apply_model`` on a normalized mixture, with seeded shifts.
 
     Equals ``random.seed(seed); demucs.apply.apply_model(model, mix, shifts=shifts, ...)``
-    for a single model, without touching Python's global random state: the shift trick
-    (pad by 0.5 s, shift by a random offset, separate, shift back, average over ``shifts``
-    passes) is done here with a private ``random.Random(seed)``.
+    without touching Python's global random state: the shift trick (pad by 0.5 s, shift by a
+    random offset, separate, shift back, average over ``shifts`` passes) is done here with a
+    private ``random.Random(seed)``. For a bag of models, as in demucs, every sub-model draws
+    its own shifts (in the bag's order) and the sub-models' estimates are averaged with the
+    bag's per-source weights.
 
     Parameters
     ----------
@@ -423,21 +425,28 @@ def separate(
         ``(1, sources, channels, frames)``, still normalized.
     """
     import torch
-    from demucs.apply import TensorChunk, apply_model
+    from demucs.apply import BagOfModels, TensorChunk, apply_model
 
     device = next(iter(model.parameters())).device
     length = mix.shape[-1]
-    max_shift = int(MAX_SHIFT_S * model.samplerate)
     rng = random.Random(int(seed))
-    passes = []  # (tensor or chunk to separate, frames to drop at its start)
-    if shifts:
-        padded = TensorChunk(mix).padded(length + 2 * max_shift)
-        for _ in range(int(shifts)):
-            offset = rng.randint(0, max_shift)  # the same draw as demucs's apply_model
-            passes.append((TensorChunk(padded, offset, length + max_shift - offset), max_shift - offset))
-    else:
-        passes.append((mix, 0))
-    total = sum(_chunk_count(model, chunk.shape[-1], overlap=overlap, segment_s=segment_s) for chunk, _ in passes)
+    # (sub-model, its per-source weights or None, [(tensor or chunk, frames to drop at its start)]).
+    # Like demucs, a bag runs each sub-model with its own shift draws, in the bag's order.
+    members = list(zip(model.models, model.weights)) if isinstance(model, BagOfModels) else [(model, None)]
+    plans = []
+    for sub, weights in members:
+        passes = []
+        if shifts:
+            max_shift = int(MAX_SHIFT_S * sub.samplerate)
+            padded = TensorChunk(mix).padded(length + 2 * max_shift)
+            for _ in range(int(shifts)):
+                offset = rng.randint(0, max_shift)  # the same draw as demucs's apply_model
+                passes.append((TensorChunk(padded, offset, length + max_shift - offset), max_shift - offset))
+        else:
+            passes.append((mix, 0))
+        plans.append((sub, weights, passes))
+    total = sum(_chunk_count(sub, chunk.shape[-1], overlap=overlap, segment_s=segment_s)
+                for sub, _, passes in plans for chunk, _ in passes)
     done = 0
 
     def callback(info: dict) -> None:
@@ -449,14 +458,23 @@ def separate(
             if on_progress is not None:
                 on_progress(min(done / max(total, 1), 1.0))
 
-    out = None
-    for chunk, drop in passes:
-        res = apply_model(model, chunk, shifts=0, split=True, overlap=overlap, segment=segment_s,
-                          device=device, callback=callback)
-        res = res[..., drop:]
-        out = res if out is None else out + res
-    assert out is not None and out.shape[-1] == length, (out.shape, length)
-    return out / len(passes) if len(passes) > 1 else out
+    estimates = None
+    totals = None
+    for sub, weights, passes in plans:
+        out = None
+        for chunk, drop in passes:
+            res = apply_model(sub, chunk, shifts=0, split=True, overlap=overlap, segment=segment_s,
+                              device=device, callback=callback)[..., drop:]
+            out = res if out is None else out + res
+        assert out is not None and out.shape[-1] == length, (out.shape, length)
+        if len(passes) > 1:
+            out = out / len(passes)
+        if weights is None:
+            return out
+        weight = torch.tensor(weights, dtype=out.dtype, device=out.device)[None, :, None, None]
+        estimates = out * weight if estimates is None else estimates + out * weight
+        totals = weight if totals is None else totals + weight
+    return estimates / totals
 
 
 def restore(
@@ -477,7 +495,10 @@ def restore(
     2. Normalize as demucs's ``separate`` does — subtract the mean and divide by the
        standard deviation (+1e-8) of the mono mix — separate with ``apply_model``
        (``settings.shifts``, ``settings.overlap``, seeded by ``settings.seed``), and undo
-       the normalization on every stem (each stem gets ``· std + mean``, as in demucs).
+       the normalization on every stem: ``· std + mean / S`` for S stems. (demucs adds the
+       whole mean to each stem, so four stems would sum to mix + 3·mean and carry that DC
+       into ``restored`` and ``residual``.) A separator whose stems sum to the mixture
+       therefore gives back the input, DC offset included.
     3. Convert every stem back to the input's layout and rate and trim/pad it to the input's
        length; sum them with ``settings.gain(stem)``.
 
@@ -570,7 +591,9 @@ def restore(
     finally:
         lock.release()
     _check_stop(stop_event)
-    estimates = (out[0] * std + mean).to("cpu", torch.float32).numpy()  # (sources, channels, frames)
+    # demucs's ``separate`` adds the mixture's mean back to *every* stem, so S stems sum to
+    # mix + (S − 1)·mean; each stem gets mean / S here, and the stems sum to the mixture's level.
+    estimates = (out[0] * std + mean / len(sources)).to("cpu", torch.float32).numpy()  # (sources, channels, frames)
 
     stems: dict[str, np.ndarray] = {}
     restored = np.zeros((channels, frames), dtype=np.float32)

@@ -328,3 +328,60 @@ def test_full_size_random_htdemucs_has_htdemucs_size():
     model = build_htdemucs_random(seed=0)
     assert 26_000_000 < sum(p.numel() for p in model.parameters()) < 28_000_000
     assert float(model.segment) == 7.8 and not model.training
+
+
+# ------------------------------------------------------------------------------ known answers
+
+
+class PerfectSeparator(torch.nn.Module):
+    """A Demucs-shaped stand-in whose four stems are ``mix / 4`` each: they sum exactly to the mixture,
+    so restoring with it must give back the input and a residual of nothing."""
+
+    sources = list(STEMS)
+    samplerate = 44100
+    audio_channels = 2
+    segment = 1.0
+
+    def __init__(self):
+        super().__init__()
+        self.one = torch.nn.Parameter(torch.ones(()), requires_grad=False)  # apply_model asks for a device
+
+    def forward(self, mix):
+        return (mix * self.one / len(self.sources))[:, None].repeat(1, len(self.sources), 1, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("offset", [0.0, 0.3])
+@pytest.mark.parametrize("shifts", [0, 2])
+def test_a_perfect_separator_gives_back_the_input_with_or_without_dc(tmp_path, channels, offset, shifts):
+    from restoration.audio import read_audio, write_wav
+
+    audio = (music(channels, 44100, seconds=1.5) + offset).astype(np.float32)
+    result = separation.restore(audio, 44100, settings=DemucsSettings(shifts=shifts), model=PerfectSeparator())
+    write_wav(tmp_path / "demucs.wav", result.restored, 44100)
+    written, _ = read_audio(tmp_path / "demucs.wav")
+    np.testing.assert_allclose(written, audio, atol=1e-6, rtol=0)
+    residual_db = 10 * np.log10(np.sum(result.residual.astype(np.float64) ** 2) / np.sum(audio.astype(np.float64) ** 2))
+    assert residual_db < -100.0
+    assert result.restored.mean() == pytest.approx(audio.mean(), abs=1e-6)  # the DC is the input's, once
+    for stem in result.stems.values():  # each stem holds a quarter of the mixture, its DC included
+        np.testing.assert_allclose(stem, audio / 4, atol=1e-6, rtol=0)
+
+
+def test_a_bag_draws_shifts_per_sub_model_like_demucs_apply_model(demucs_unittest_env):
+    from demucs.apply import BagOfModels, apply_model
+    from demucs.pretrained import get_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        first = get_model("demucs_unittest")
+        torch.manual_seed(2)
+        second = get_model("demucs_unittest")
+    bag = BagOfModels([first, second], weights=[[1.0, 2.0, 1.0, 1.0], [3.0, 1.0, 1.0, 0.5]])
+    bag.eval()
+    mix = torch.randn(1, 2, 30000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        random.seed(11)
+        expected = apply_model(bag, mix, shifts=2)
+        ours = separation.separate(bag, mix, shifts=2, seed=11)
+    torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-6)
