@@ -489,6 +489,8 @@ def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tup
     import torch
 
     from . import generation
+    from .musicgen.streaming import decode_codes, to_mono
+    from .musicgen.threads import torch_threads
 
     exact = generation.load_musicgen(mode="exact")
     if exact.decoder is None:
@@ -501,7 +503,7 @@ def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tup
     exact_logits: list = []
     last: dict = {}
     start = time.perf_counter()
-    with generation._torch_threads(1 if exact.device == "cpu" else None):
+    with torch_threads(1 if exact.device == "cpu" else None):
         codes = exact.decoder.sample(
             inputs["input_ids"], inputs["attention_mask"], steps=steps, guidance_scale=scale, temperature=1.0,
             top_k=250, generator=torch.Generator(device=exact.device).manual_seed(0),
@@ -510,7 +512,7 @@ def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tup
         )
     exact_s = time.perf_counter() - start
     with torch.inference_mode():
-        audio = generation._to_mono(generation._decode_codes(exact, codes).float().cpu().numpy())
+        audio = to_mono(decode_codes(exact, codes).float().cpu().numpy())
     audio = audio[:, : int(round(duration_s * exact.sample_rate))]
     clip = (audio, exact.sample_rate)
     if not compare:
@@ -519,7 +521,7 @@ def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tup
     fast = generation.load_musicgen(mode="fast")
     tokens = last["tokens"]
     start = time.perf_counter()
-    with generation._torch_threads(1 if fast.device == "cpu" else None):
+    with torch_threads(1 if fast.device == "cpu" else None):
         fast_logits = fast.decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens,
                                               guidance_scale=scale)
     fast_s = time.perf_counter() - start

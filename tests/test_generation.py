@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from restoration import errors, generation
+from restoration.musicgen import threads as threads_module
 from restoration.errors import BadInputError, ModelUnavailableError, RestorationError
 from restoration.generation import CancelledError, generate, load_musicgen, model_status, resolve_mode
 from restoration.settings import GenerationSettings
@@ -150,8 +150,10 @@ def test_fast_mode_quantizes_only_the_lm_decoder(musicgen_env):
     assert sample_rate == SR and audio.shape == (1, 2 * SR)
     assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 1e-3
 
+    from restoration.decoding import Int8RowsLinear
+
     fast = load_musicgen(mode="fast").model
-    quantized = torch.ao.nn.quantized.dynamic.Linear
+    quantized = Int8RowsLinear
     # Every Linear the decoder runs per token is int8; the cross-attention key/value
     # projections run once per prompt and keep fp32 weights.
     cross_kv = {id(m) for layer in fast.decoder.model.decoder.layers
@@ -369,9 +371,9 @@ def test_loop_threads_widen_for_fast_when_others_leave_a_core_and_narrow_after_a
 
     clock = {"now": 0.0}
     cpu = {"busy": 100.0, "own": 5.0}  # seconds: the whole machine's busy time, this process's CPU time
-    monkeypatch.setattr(generation.time, "perf_counter", lambda: clock["now"])
-    monkeypatch.setattr(generation, "_cpu_times", lambda: (cpu["busy"], cpu["own"]))
-    monkeypatch.setattr(generation.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads_module.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(threads_module, "cpu_times", lambda: (cpu["busy"], cpu["own"]))
+    monkeypatch.setattr(threads_module.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     counts = []
     monkeypatch.setattr(torch, "set_num_threads", lambda n: counts.append(n))
@@ -425,12 +427,11 @@ def test_others_busy_cores_known_answers():
     assert generation.others_busy_cores(None, (10.0, 1.0), 0.3) is None
 
 
-@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs /proc/stat")
 def test_cpu_times_count_this_process_work():
-    before = generation._cpu_times()
+    before = threads_module.cpu_times()
     end = time.process_time() + 0.3
     while time.process_time() < end:  # 0.3 s of work on this core
         pass
-    after = generation._cpu_times()
+    after = threads_module.cpu_times()
     assert after[1] - before[1] >= 0.25  # this process's CPU time grew by the work done
     assert after[0] - before[0] >= after[1] - before[1] - 0.03  # the machine was at least that busy (tick skew)
