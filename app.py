@@ -10,7 +10,10 @@ API for scripts (``gradio_client``): ``/generate`` (prompt, duration, seed, adva
 settings) and ``/restore`` (audio, restoration settings) both return the three audios,
 the three Mel spectrograms and the metrics table. See README.md.
 
-Run: ``python app.py`` (honours ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``).
+Run: ``python app.py`` (honours ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``). A Space with
+``sdk: gradio`` and ``app_file: app.py`` runs the same file as ``__main__``, so both start the
+same way: the app is launched with the listening test's participant page among its routes at
+``/listening/``, then that page's start-up is run (a mounted Gradio app gets none of its own).
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ from restoration.app import examples, jobs, presentation
 from restoration.app.requests import MAX_SEED, RunRequest, max_upload_mb, prompt_request, restore_request
 from restoration.app.run_cache import RunResult, mark_keep, runs_root
 from restoration.errors import RestorationError
-from restoration.listening.ui import add_run_to_pool, build_listening_tabs, mount_participant_page, private_paths
+from restoration.listening.admin_ui import admin_tab
+from restoration.listening.auth import private_paths
+from restoration.listening.pool import add_run_to_pool
+from restoration.listening.ui import participant_routes, start_participant_page
+from restoration.listening.web import PAGE_PATH
 from restoration.metrics import METRIC_INFO
 from restoration.settings import MAX_DURATION_S, MAX_PROMPT_CHARS, MIN_DURATION_S, STEMS
 from restoration.versions import DEMUCS, GATING, INPUT, VERSIONS, version_title
@@ -45,7 +52,7 @@ ROOT = Path(__file__).resolve().parent
 PROMPTS_FILE = ROOT / "examples" / "prompts.txt"
 CLIPS_DIR = ROOT / "examples" / "audio"
 CLIPS_SCRIPT = ROOT / "scripts" / "make_example_clips.py"
-PARTICIPANT_PATH = "/listening"
+PARTICIPANT_PATH = PAGE_PATH
 LISTENING_LINK = f"""
 ### Blind listening test
 
@@ -577,7 +584,7 @@ def build_demo() -> gr.Blocks:
                 restore_panel = comparison_panel("Input (your audio)", "restore")
             with gr.Tab("Listening test", id="listening-link"):
                 gr.Markdown(LISTENING_LINK)
-            build_listening_tabs(participant=False)  # the organiser's "Listening results" tab
+            admin_tab()  # the organiser's "Listening results" tab
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
 
@@ -641,7 +648,7 @@ LAUNCH_KWARGS = dict(
     # Only the run folders are served (Spaces keep them under /data, outside cwd and the temp dir);
     # the rest of data_dir() (the listening-test database) is not.
     allowed_paths=[str(runs_root())],
-    blocked_paths=private_paths(),  # the listening-test database and secret are never served
+    blocked_paths=private_paths(),  # the listening-test database and stimulus files are never served by path
     max_file_size=f"{int(2 * max_upload_mb())}mb",  # hard cap; the app's own limit gives the clear message
     ssr_mode=False,
 )
@@ -649,8 +656,9 @@ LAUNCH_KWARGS = dict(
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo.launch(prevent_thread_lock=True, **LAUNCH_KWARGS)
     # Participants get a page of their own: this page's layout names the versions, theirs must not.
-    mount_participant_page(demo.app, PARTICIPANT_PATH)
+    demo.launch(prevent_thread_lock=True, app_kwargs={"routes": participant_routes(PARTICIPANT_PATH)},
+                **LAUNCH_KWARGS)
+    start_participant_page(demo.local_url, PARTICIPANT_PATH)
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     demo.block_thread()

@@ -298,3 +298,74 @@ def test_one_listener_completes_a_trial_in_chromium(server):
         assert {r["letter"]: r["rating"] for r in rows} == given
         assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 8
         assert conn.execute("SELECT stage FROM sessions").fetchone()[0] == "done"
+
+
+def _start_app(folder: Path, env: dict, timeout_s: float = 180.0):
+    """``python app.py`` as ``make run`` and a Space start it; returns (process, base URL ending in /)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from listening_fixtures import free_port
+
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_TEMP_DIR": str(folder / "gradio"), "PYTHONUNBUFFERED": "1", **env}
+    log = (folder / "app.log").open("w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).resolve().parents[1], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((folder / "app.log").read_text())
+        try:
+            with urllib.request.urlopen(url + "listening/config", timeout=2) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"app.py did not serve /listening/ within {timeout_s:g} s:\n{(folder / 'app.log').read_text()}")
+
+
+def test_the_app_mounted_page_completes_a_trial_in_chromium(tiny_musicgen_dir, tmp_path):
+    """The link the app gives a class: /listening/ of ``python app.py`` runs a whole test in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    data = tmp_path / "data"
+    make_batch(tmp_path / "batch", genres=("jazz", "rock"), per_genre=1, seconds=1.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RESTORATION_DATA_DIR", str(data))
+        build.create_test("app-class", from_dir=tmp_path / "batch", n_clips=1)
+    proc, url = _start_app(tmp_path, {"RESTORATION_DATA_DIR": str(data), "MUSICGEN_MODEL": str(tiny_musicgen_dir),
+                                      "DEMUCS_MODEL": "demucs_unittest", "LISTENING_ADMIN_TOKEN": ADMIN_TOKEN})
+    try:
+        with sync_playwright() as pw:
+            browser = _launch(pw)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                # the main page's "Listening test" tab links to the participant page
+                page.goto(url)
+                page.get_by_role("tab", name="Listening test").click()
+                link = page.get_by_role("link", name="open the participant page")
+                assert link.get_attribute("href").rstrip("/").endswith("listening")
+                page.goto(url + "listening/")
+                _answer_questions(page)
+                _complete_trial(page, "Practice trial (not scored)")
+                _complete_trial(page, "Trial 1 of 1")
+                page.wait_for_selector("text=Thank you for listening", timeout=30000)
+                assert page.locator("text=Listening results").count() == 0, "participants see only the test"
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RESTORATION_DATA_DIR", str(data))
+        with db.connect() as conn:
+            assert conn.execute("SELECT stage FROM sessions").fetchone()[0] == "done"
+            assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 8

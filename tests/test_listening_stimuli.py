@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest

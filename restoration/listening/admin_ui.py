@@ -58,7 +58,6 @@ def _results_outputs(test_name, include_everyone):
 
 
 def _unlock(include_everyone):
-
     choices, active = _test_choices()
     return (gr.update(visible=True), gr.update(choices=choices, value=active),
             *_results_outputs(active, include_everyone))
@@ -81,7 +80,6 @@ def _export(token, test_name):
 
 
 def _activate(test_name):
-
     if not test_name:
         raise BadInputError("choose a test first")
     test = store.set_active(test_name)
@@ -90,7 +88,6 @@ def _activate(test_name):
 
 
 def _created(info: dict):
-
     choices, active = _test_choices()
     notes = "".join(f"\n- {n}" for n in info["notes"] + [f"skipped {s}" for s in info["skipped"]])
     msg = (f"Created **{info['name']}**: {info['trials']} trials from {', '.join(info['genres'])}"
@@ -128,7 +125,6 @@ def _create_from_runs(name, n_clips):
 
 def admin_tab() -> None:
     """Lay out the tab and wire its handlers (all private, all token-checked)."""
-
     with gr.Tab("Listening results", id="lt-admin-tab"):
         gr.Markdown("For the organiser. Type the admin token (the server's `LISTENING_ADMIN_TOKEN`).")
         with gr.Row():

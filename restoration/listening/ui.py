@@ -4,8 +4,9 @@
   thank-you and reveal. No organiser tab: organisers use the main app's "Listening results"
   tab (:mod:`.admin_ui`) or the CLI.
 - :func:`mount_participant_page` serves it on a FastAPI app at a path, with its sound, play-event
-  and export routes (:mod:`.web`), and runs its start-up when the app is already serving.
-  The main app mounts it at :data:`web.PAGE_PATH` (``/listening/``).
+  and export routes (:mod:`.web`). The main app, which ``launch()`` builds, takes it as
+  :func:`participant_routes` at :data:`web.PAGE_PATH` (``/listening/``) and runs its start-up
+  with :func:`start_participant_page`.
 - ``python -m restoration.listening.ui`` serves it standalone (the same page, at ``/``).
 
 Layout and wiring only; the participant flow is :mod:`.session`, storage :mod:`.store`, who may
@@ -415,26 +416,45 @@ def page_options(**overrides) -> dict:
     return options
 
 
-def mount_participant_page(app, path: str = web.PAGE_PATH, *, serving_url: str | None = None, **options):
+def mount_participant_page(app, path: str = web.PAGE_PATH, **options):
     """Serve the participant page on the FastAPI ``app`` at ``path`` (``""`` for the root); returns ``app``.
 
     Adds the page's own routes (:func:`web.add_routes`) before the Gradio app, which would
-    otherwise catch their URLs. A Gradio app mounted on a server that is *already serving*
-    never gets its start-up (its queue never starts, and the page shows its first lines and
-    then nothing): pass ``serving_url`` (e.g. ``demo.local_url`` after ``demo.launch()``) and
-    the start-up is run here, as ``launch()`` does for its own app. Mounted before the server
-    starts (``uvicorn.run(app)``), the start-up runs with the server's.
+    otherwise catch their URLs. Do it before the server starts (``uvicorn.run(app)``): the
+    page's start-up then runs with the server's.
     """
-    import httpx
-
     path = path.rstrip("/")
     web.add_routes(app, path)
     gr.mount_gradio_app(app, make_demo(), path=path or "/", **page_options(**options))
-    if serving_url:
-        url = f"{serving_url.rstrip('/')}{path}/gradio_api/startup-events"
-        response = httpx.get(url, timeout=30.0)
-        response.raise_for_status()
     return app
+
+
+def participant_routes(path: str = web.PAGE_PATH) -> list:
+    """The participant page as routes for an app that ``launch()`` has yet to build.
+
+    Pass them as ``demo.launch(app_kwargs={"routes": participant_routes()})``: they are in the
+    app before it serves its first request, so ``path`` never answers 404. A Gradio app
+    mounted this way gets no start-up of its own (its queue would never start, and the page
+    would show its first lines and then nothing): call :func:`start_participant_page` once
+    ``launch()`` has returned. Events sent before that wait in the queue.
+    """
+    from fastapi import FastAPI
+    from starlette.routing import Mount
+
+    page = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    mount_participant_page(page, "")
+    return [Mount(path.rstrip("/"), app=page)]
+
+
+def start_participant_page(serving_url: str, path: str = web.PAGE_PATH) -> None:
+    """Run the start-up of a page served by :func:`participant_routes` on the server at ``serving_url``.
+
+    The same request ``launch()`` makes for its own app (``…/gradio_api/startup-events``).
+    """
+    import httpx
+
+    url = f"{serving_url.rstrip('/')}{path.rstrip('/')}/gradio_api/startup-events"
+    httpx.get(url, timeout=60.0).raise_for_status()
 
 
 def serve(*, host: str | None = None, port: int | None = None) -> None:
@@ -447,19 +467,6 @@ def serve(*, host: str | None = None, port: int | None = None) -> None:
     app = mount_participant_page(FastAPI(), "")
     logger.info("participant page on http://%s:%d/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-# Names app.py imports from here until it imports them from their own modules.
-from .auth import private_paths  # noqa: E402,F401
-from .pool import add_run_to_pool  # noqa: E402,F401
-
-
-def build_listening_tabs(*, participant: bool = False, admin: bool = True) -> None:
-    """The organiser's tab inside the caller's ``gr.Tabs()`` (see :func:`admin_ui.admin_tab`)."""
-    from .admin_ui import admin_tab
-
-    if admin:
-        admin_tab()
 
 
 if __name__ == "__main__":
