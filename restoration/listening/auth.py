@@ -16,7 +16,6 @@ Nothing here is ever sent to a browser except what a browser is meant to hold:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -24,6 +23,7 @@ import secrets
 import time
 
 from ..errors import BadInputError
+from ..hashing import text_sha256
 from ..paths import data_dir
 from .db import connect, db_path, now_iso, transaction
 
@@ -33,10 +33,6 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 STALE_MESSAGE = ("This page is out of date: that step was already saved, or it was opened in another tab. "
                  "Reload the page to continue where you left off.")
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- participants
@@ -49,7 +45,7 @@ def valid_token_format(value) -> bool:
 
 def participant_key(token: str) -> str:
     """What the database stores for a participant token: its SHA-256, hex."""
-    return _sha256(token)
+    return text_sha256(token)
 
 
 def issue_participant(path=None) -> str:
@@ -116,7 +112,7 @@ def issue_export_ticket(admin_token, test_id: str, path=None) -> str:
     with connect(path) as conn, transaction(conn):
         conn.execute("DELETE FROM export_tickets WHERE expires_at < ?", (now,))
         conn.execute("INSERT INTO export_tickets (ticket_sha256, test_id, expires_at) VALUES (?, ?, ?)",
-                     (_sha256(ticket), test_id, now + EXPORT_TICKET_S))
+                     (text_sha256(ticket), test_id, now + EXPORT_TICKET_S))
     return ticket
 
 
@@ -126,9 +122,9 @@ def redeem_export_ticket(ticket, path=None) -> str:
         raise BadInputError("no such export ticket")
     with connect(path) as conn, transaction(conn):
         row = conn.execute("SELECT test_id, expires_at FROM export_tickets WHERE ticket_sha256 = ?",
-                           (_sha256(ticket),)).fetchone()
+                           (text_sha256(ticket),)).fetchone()
         conn.execute("DELETE FROM export_tickets WHERE ticket_sha256 = ? OR expires_at < ?",
-                     (_sha256(ticket), time.time()))
+                     (text_sha256(ticket), time.time()))
     if row is None or row["expires_at"] < time.time():
         raise BadInputError("no such export ticket, or it was used or expired; export again")
     return row["test_id"]

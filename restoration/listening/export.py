@@ -1,19 +1,20 @@
 """Export of a listening test: long-format rows (a row per rating) from a consistent snapshot.
 
 Export reads a copy made with SQLite's backup API, never the live file (commits may still sit in
-the WAL), and writes CSV with :mod:`csv`. The same writer serves the CLI (a file, replaced
-atomically) and the organiser's download (text produced on demand, nothing left on disk).
+the WAL), and writes CSV with :func:`restoration.csvfiles.write_rows`. The same writer serves the
+CLI (a file, replaced atomically) and the organiser's download (text produced on demand, nothing
+left on disk).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import sqlite3
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..csvfiles import write_rows
 from ..errors import BadInputError
 from .db import connect, db_path
 from .store import get_test
@@ -88,13 +89,8 @@ def write_csv(fh, test: dict, path=None, *, annotate=None, extra_columns: tuple[
     with snapshot(path) as snap:
         rows = rating_rows(test["id"], conn=snap)
         per_session = annotate(snap, test) if annotate is not None else {}
-    columns = EXPORT_COLUMNS + tuple(extra_columns)
-    writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        row = {**row, **per_session.get(row["session"], {})}
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return len(rows)
+    rows = [{**row, **per_session.get(row["session"], {})} for row in rows]
+    return write_rows(fh, rows, columns=EXPORT_COLUMNS + tuple(extra_columns))
 
 
 def export_csv(out, test_ref: str | None = None, path=None, *, annotate=None,
