@@ -35,12 +35,15 @@ _TOKENIZER_SENTENCES = (
 )
 
 
-def build_tiny_musicgen(folder, *, seed: int = 0) -> Path:
+def build_tiny_musicgen(folder, *, seed: int = 0, text_width: int = 24) -> Path:
     """Build a tiny random MusicGen (model + processor) and save it into ``folder``.
 
-    Architecture: 2-layer T5 text encoder (d_model 32), EnCodec at 32 kHz mono with the
-    musicgen-small hop (upsampling 8·5·4·4 = 640 samples, so 50 frames per second) and
-    4 codebooks of 64 entries (1.2 kbps), a 2-layer decoder (hidden 32). Weights are random but
+    Architecture: 2-layer T5 text encoder (d_model ``text_width``, 24 by default), EnCodec at
+    32 kHz mono with the musicgen-small hop (upsampling 8·5·4·4 = 640 samples, so 50 frames per
+    second) and 4 codebooks of 64 entries (1.2 kbps), a 2-layer decoder (hidden 32). As in
+    musicgen-small (text 768, decoder 1024), the text width differs from the decoder's, so the
+    model has the ``enc_to_dec_proj`` projection between them; ``text_width=32`` builds one
+    without it. Weights are random but
     scaled so that the token distribution is peaked and depends on the prompt; the
     codebooks are random so different tokens decode to different audio.
 
@@ -52,6 +55,8 @@ def build_tiny_musicgen(folder, *, seed: int = 0) -> Path:
         ``preprocessor_config.json``.
     seed : int
         Seed of the random weights; the same seed writes the same weights.
+    text_width : int
+        The text encoder's ``d_model``; the decoder's hidden size is 32.
 
     Returns
     -------
@@ -63,7 +68,7 @@ def build_tiny_musicgen(folder, *, seed: int = 0) -> Path:
     tokenizer = _train_tiny_tokenizer()
     text = T5Config(
         vocab_size=len(tokenizer),
-        d_model=32,
+        d_model=int(text_width),
         d_kv=8,
         d_ff=64,
         num_layers=2,
