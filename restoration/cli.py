@@ -122,11 +122,12 @@ def settings_from_args(args):
 
 
 def generation_from_args(args, *, seed: int = 0):
+    """MusicGen's settings from parsed arguments (:func:`restoration.settings.generation_settings`)."""
     from .generation import resolve_mode
-    from .settings import GenerationSettings, validate_duration
+    from .settings import generation_settings
 
-    return GenerationSettings(duration_s=validate_duration(args.duration), seed=seed, guidance_scale=args.guidance,
-                              temperature=args.temperature, top_k=args.top_k, mode=resolve_mode(args.mode))
+    return generation_settings(duration_s=args.duration, seed=seed, guidance_scale=args.guidance,
+                               temperature=args.temperature, top_k=args.top_k, mode=resolve_mode(args.mode))
 
 
 def _stage_printer(stream=sys.stdout):

@@ -175,6 +175,20 @@ def parse_number(value, name: str, *, kind=float):
     return number
 
 
+def generation_settings(*, duration_s, seed=0, guidance_scale=3.0, temperature=1.0, top_k=250,
+                        mode: str = "exact") -> GenerationSettings:
+    """MusicGen's settings from user-facing values: the one builder of the CLI and the app.
+
+    Numbers may arrive as text (widgets, options); ``duration_s`` goes through
+    :func:`validate_duration`, the others through :func:`parse_number`. ``mode`` is taken as
+    given (resolve it first with :func:`restoration.generation.resolve_mode`).
+    """
+    return GenerationSettings(duration_s=validate_duration(duration_s), seed=parse_number(seed, "seed", kind=int),
+                              guidance_scale=parse_number(guidance_scale, "guidance"),
+                              temperature=parse_number(temperature, "temperature"),
+                              top_k=parse_number(top_k, "top-k", kind=int), mode=mode)
+
+
 def restoration_settings(
     *,
     shifts=0,

@@ -17,8 +17,8 @@ from typing import Any
 
 from ..errors import BadInputError
 from ..hashing import file_sha256, text_sha256
-from ..settings import (STEMS, DemucsSettings, GatingSettings, GenerationSettings, MetricSettings, parse_number,
-                        restoration_settings, validate_prompt)
+from ..settings import (STEMS, DemucsSettings, GatingSettings, GenerationSettings, MetricSettings,
+                        generation_settings, parse_number, restoration_settings, validate_prompt)
 
 __all__ = ["CACHE_VERSION", "MAX_SEED", "STEMS", "RunRequest", "max_upload_mb", "prompt_request", "resolve_seed",
            "restore_request"]
@@ -117,14 +117,8 @@ def prompt_request(
     from .. import generation as gen
 
     text = validate_prompt(prompt)
-    settings = GenerationSettings(
-        duration_s=parse_number(duration, "duration"),
-        seed=resolve_seed(seed),
-        guidance_scale=parse_number(guidance, "guidance"),
-        temperature=parse_number(temperature, "temperature"),
-        top_k=parse_number(top_k, "top-k", kind=int),
-        mode=gen.resolve_mode(mode or None),
-    )
+    settings = generation_settings(duration_s=duration, seed=resolve_seed(seed), guidance_scale=guidance,
+                                   temperature=temperature, top_k=top_k, mode=gen.resolve_mode(mode or None))
     demucs, gating, metrics = _restoration(**restoration)
     return RunRequest(kind="prompt", prompt=text, generation=settings, demucs=demucs, gating=gating, metrics=metrics)
 
