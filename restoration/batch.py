@@ -1,30 +1,36 @@
-"""Batch runs: many prompts × seeds, per-clip rows and an aggregate table with 95 % CIs.
+"""Batch runs: many prompts × seeds, per-clip rows, and paired study statistics with 95 % CIs.
 
 Layout of ``--out``::
 
     clips/<genre>/<NN>-<prompt-slug>/seed<S>/   one full report per clip (report.json last)
     clips.csv      a row per clip × version
-    summary.csv    per version × genre (and "all"): mean, 95 % CI, n per metric
-    summary.png    the main metrics per version with their 95 % CIs
+    paired.csv     per genre (and "all") × metric × comparison (demucs − spectral_gating,
+                   demucs − input, spectral_gating − input): the mean per-clip difference,
+                   95 % CI, whether it excludes 0, n prompts, n clips, method
+    summary.csv    per version × genre (and "all") × metric: mean, 95 % CI, n prompts, n clips, method
+    summary.png    the paired differences of the main metrics with their 95 % CIs
+
+Every interval treats the prompt as the unit: the seeds of one prompt are averaged first and
+the interval is a t interval over prompts (``restoration.stats``, method ``cluster-t``).
 
 A rerun skips every clip whose ``report.json`` exists, so an interrupted night resumes.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from .csvfiles import csv_text, write_text_atomic
 from .errors import BadInputError
 from .outputs import flatten_metrics, write_report
 from .settings import DemucsSettings, GatingSettings, GenerationSettings, MetricSettings, validate_prompt
+from .stats import CLUSTER_T
+from .versions import COLORS, DEMUCS, GATING, INPUT, TITLES, VERSIONS
 
 UNLABELLED = "unlabelled"
+ALL = "all"
 SUMMARY_METRICS = ("hber_delta_db", "spectral_flatness", "bandwidth_hz", "noise_floor_p10_dbfs", "residual_db")
 
 
@@ -103,32 +109,108 @@ def run_job(
     return write_report(report, job.folder(Path(out_dir)))
 
 
+#: Clips ``batch`` samples together when ``--batch-size`` is not given, per device. Measured on
+#: this project's 2-core CPU with full-size musicgen-small (see the README's performance section):
+#: a step's cost per clip falls until about 8 clips (16 rows with guidance), then the products
+#: turn compute-bound and it rises again. On a GPU the rows are nearly free up to far more.
+AUTO_BATCH_SIZE = {"cpu": 8, "cuda": 32}
+
+
+def auto_batch_size(device: str | None = None) -> int:
+    """The default ``--batch-size`` for ``device`` (default: :func:`restoration.device.pick_device`)."""
+    if device is None:
+        from .device import pick_device
+
+        device = pick_device()
+    return AUTO_BATCH_SIZE.get(device, 1)
+
+
+def run_jobs(
+    jobs: list[Job],
+    out_dir,
+    *,
+    batch_size: int,
+    generation: GenerationSettings,
+    demucs: DemucsSettings,
+    gating: GatingSettings,
+    metrics: MetricSettings,
+    on_clip=None,
+) -> None:
+    """Run ``jobs``, ``batch_size`` clips at a time: sample them together, then finish each alone.
+
+    Each group is sampled by one :func:`restoration.generation.generate_batch` call (each clip
+    with its own seed and generator: the tokens :func:`run_job` samples for it), then every
+    clip goes through :func:`restoration.pipeline.run_generated` (Demucs, gating, metrics)
+    and its folder is written at once, all or nothing, exactly as :func:`run_job` writes it.
+    ``report.timings_s["generating"]`` is the clip's share of its group's sampling time.
+    ``on_clip(job)`` is called after each folder is written. ``batch_size`` 1 is :func:`run_job`.
+    """
+    import time
+
+    from .generation import generate_batch
+    from .pipeline import run_generated
+
+    if int(batch_size) < 1:
+        raise BadInputError(f"--batch-size must be ≥ 1, got {batch_size}")
+    out_dir = Path(out_dir)
+    for first in range(0, len(jobs), int(batch_size)):
+        group = jobs[first : first + int(batch_size)]
+        if len(group) == 1:
+            run_job(group[0], out_dir, generation=generation, demucs=demucs, gating=gating, metrics=metrics)
+            if on_clip is not None:
+                on_clip(group[0])
+            continue
+        settings = [replace(generation, seed=job.seed) for job in group]
+        start = time.perf_counter()
+        clips = generate_batch([(job.prompt, clip_settings) for job, clip_settings in zip(group, settings)])
+        share = round((time.perf_counter() - start) / len(group), 4)
+        for job, clip_settings, (audio, sample_rate) in zip(group, settings, clips):
+            report = run_generated(audio, sample_rate, prompt=job.prompt, generation=clip_settings, demucs=demucs,
+                                   gating=gating, metrics=metrics)
+            report.timings_s["generating"] = share
+            report.source.update(genre=job.genre, prompt_index=job.index)
+            write_report(report, job.folder(out_dir))
+            if on_clip is not None:
+                on_clip(job)
+
+
 def run_batch(
     prompts_file,
     out_dir,
     *,
     seeds: int = 1,
+    batch_size: int | None = None,
     generation: GenerationSettings = GenerationSettings(),
     demucs: DemucsSettings = DemucsSettings(),
     gating: GatingSettings = GatingSettings(),
     metrics: MetricSettings = MetricSettings(),
     show_progress: bool = True,
 ) -> dict:
-    """Run every prompt × seed not already done, then rewrite the tables. Returns counts."""
+    """Run every prompt × seed not already done, ``batch_size`` clips sampled together, then rewrite the tables.
+
+    ``batch_size`` None: :func:`auto_batch_size` for the device. Returns counts.
+    """
     from tqdm import tqdm
 
     jobs = plan(read_prompts(prompts_file), seeds)
     out_dir = Path(out_dir)
     todo = pending(jobs, out_dir)
+    size = auto_batch_size() if batch_size is None else int(batch_size)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="clip", disable=not show_progress)
-    for job in todo:
+    if todo:
+        bar.set_description(f"{min(size, len(todo))} clips at a time")
+
+    def on_clip(job: Job) -> None:
         bar.set_description(f"{job.genre[:16]} seed {job.seed}")
-        run_job(job, out_dir, generation=generation, demucs=demucs, gating=gating, metrics=metrics)
         bar.update(1)
+
+    run_jobs(todo, out_dir, batch_size=size, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
+             on_clip=on_clip)
     bar.close()
     rows = collect_rows(out_dir)
     write_tables(rows, out_dir)
-    return {"clips": len(jobs), "ran": len(todo), "skipped": len(jobs) - len(todo), "rows": len(rows)}
+    return {"clips": len(jobs), "ran": len(todo), "skipped": len(jobs) - len(todo), "rows": len(rows),
+            "batch_size": size}
 
 
 def collect_rows(out_dir) -> list[dict]:
@@ -155,71 +237,133 @@ def collect_rows(out_dir) -> list[dict]:
     return rows
 
 
-def mean_ci95(values) -> dict:
-    """Mean and two-sided 95 % CI of the mean, t distribution with n − 1 degrees of freedom.
+#: The paired comparisons of a study, each ``a − b`` per clip.
+COMPARISONS = ((DEMUCS, GATING), (DEMUCS, INPUT), (GATING, INPUT))
+#: How the intervals are computed (``restoration.stats``): seeds of one prompt averaged first,
+#: then a t interval over prompts.
+CI_METHOD = CLUSTER_T
+_ID_COLUMNS = ("genre", "prompt", "seed", "version", "folder")
 
-    CI = mean ± t(0.975, n−1) · s / √n. With n < 2 the CI is undefined (``None``).
-    """
-    from scipy import stats
 
-    data = np.asarray([v for v in values if v is not None and v != ""], dtype=float)
-    n = int(data.size)
-    if n == 0:
-        return {"mean": None, "ci95_low": None, "ci95_high": None, "n": 0}
-    mean = float(data.mean())
-    if n < 2:
-        return {"mean": mean, "ci95_low": None, "ci95_high": None, "n": n}
-    half = float(stats.t.ppf(0.975, n - 1) * data.std(ddof=1) / math.sqrt(n))
-    return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
+def _metric_columns(rows: list[dict]) -> list[str]:
+    return [k for k in rows[0] if k not in _ID_COLUMNS] if rows else []
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
-    """Per version × genre (plus genre "all") × metric: mean, 95 % CI, n (clips with a defined value)."""
-    metric_columns = [k for k in rows[0] if k not in ("genre", "prompt", "seed", "version", "folder")] if rows else []
+    """Per version × genre (plus genre "all") × metric: the mean over clips and its 95 % CI with the prompt as unit.
+
+    Seeds of one prompt are not independent, so each prompt's clips are averaged first and the
+    interval is a t interval over the prompt means (:func:`restoration.stats.clustered_t_interval`,
+    n_prompts − 1 degrees of freedom); ``mean`` is the mean of prompt means. Columns: version,
+    genre, metric, mean, ci95_low, ci95_high, n_prompts, n_clips (clips with a defined value), method.
+    """
+    from .stats import interval
+
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["version"], row["genre"]), []).append(row)
-        groups.setdefault((row["version"], "all"), []).append(row)
+        groups.setdefault((row["version"], ALL), []).append(row)
+
+    def order(key):
+        version, genre = key
+        return (VERSIONS.index(version) if version in VERSIONS else len(VERSIONS), version, genre != ALL, genre)
+
     table = []
-    for (version, genre), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "all", kv[0][1])):
-        for metric in metric_columns:
-            table.append({"version": version, "genre": genre, "metric": metric, **mean_ci95(r[metric] for r in members)})
+    for (version, genre) in sorted(groups, key=order):
+        members = groups[(version, genre)]
+        for metric in _metric_columns(rows):
+            kept = [r for r in members if r.get(metric) not in (None, "")]
+            result = interval([r[metric] for r in kept], [r["prompt"] for r in kept], method=CI_METHOD)
+            table.append({"version": version, "genre": genre, "metric": metric, "mean": result.mean,
+                          "ci95_low": result.low, "ci95_high": result.high, "n_prompts": result.n,
+                          "n_clips": len(kept), "method": CI_METHOD})
     return table
 
 
+def paired_table(rows: list[dict]) -> list[dict]:
+    """Per genre (and "all") × metric × comparison: the mean paired difference per clip with its 95 % CI.
+
+    For every clip, ``a − b`` of one metric (Demucs − spectral gating, and each restoration −
+    input); the prompt is the unit of the interval (:func:`restoration.stats.paired_summary`
+    with :data:`CI_METHOD`). Columns: genre, metric, label, unit, comparison, mean, ci95_low,
+    ci95_high, excludes_zero, n_prompts, n_clips, method, better (what a positive difference
+    means for this metric).
+    """
+    from .metrics import METRICS_BY_NAME
+    from .stats import paired_summary
+
+    metrics = _metric_columns(rows)
+    table = paired_summary(rows, metrics=metrics, pairs=COMPARISONS, unit_keys=("prompt", "seed"),
+                           cluster_key="prompt", condition_key="version", stratum_key="genre", overall=ALL,
+                           method=CI_METHOD, cluster_name="prompt", unit_name="clip")
+    out = []
+    for entry in table:
+        info = METRICS_BY_NAME.get(entry["metric"])
+        label, unit, better = (info.label, info.unit, info.better) if info else (entry["metric"], "dB", "")
+        if info is None and entry["metric"].startswith("hber_delta_db_"):
+            label = f"ΔHBER {entry['metric'][len('hber_delta_db_'):]}"
+        a, b = entry["a"], entry["b"]
+        out.append({
+            "genre": entry["genre"], "metric": entry["metric"], "label": label, "unit": unit,
+            "comparison": entry["comparison"], "mean": entry["mean"], "ci95_low": entry["ci95_low"],
+            "ci95_high": entry["ci95_high"], "excludes_zero": entry["excludes_zero"],
+            "n_prompts": entry["n_prompts"], "n_clips": entry["n_clips"], "method": entry["method"],
+            "better": f"> 0 = {TITLES.get(a, a)} measures higher than {TITLES.get(b, b)}"
+                      + (f"; {better}" if better else ""),
+        })
+    return out
+
+
 def write_tables(rows: list[dict], out_dir) -> None:
+    """Write ``clips.csv``, ``summary.csv``, ``paired.csv`` and ``summary.png`` (the plot when there are rows)."""
     out_dir = Path(out_dir)
     summary = aggregate(rows)
+    paired = paired_table(rows)
     write_text_atomic(out_dir / "clips.csv", csv_text(rows))
     write_text_atomic(out_dir / "summary.csv", csv_text(summary))
-    if summary:
-        summary_plot(summary, out_dir / "summary.png")
+    write_text_atomic(out_dir / "paired.csv", csv_text(paired))
+    if paired:
+        summary_plot(paired, out_dir / "summary.png")
 
 
-def summary_plot(summary: list[dict], path) -> Path:
-    """Bars of the mean per version for the main metrics (all genres), with 95 % CI whiskers."""
-    from .metrics import METRIC_INFO
+def summary_plot(paired: list[dict], path) -> Path:
+    """The paired differences of the main metrics (all genres), each with its 95 % CI.
+
+    One panel per metric of :data:`SUMMARY_METRICS`; one row per comparison, a dot at the mean
+    difference and a bar across its interval, a line at 0. An interval that misses 0 is drawn
+    solid; one that crosses it, hollow. The legend line names the method and the counts.
+    """
+    from .metrics import METRICS_BY_NAME
     from .plots import _figure
-    from .versions import COLORS, TITLES, VERSIONS
 
-    overall = [r for r in summary if r["genre"] == "all"]
-    versions = sorted({r["version"] for r in overall}, key=lambda v: VERSIONS.index(v) if v in VERSIONS else 9)
-    fig = _figure(3.0 * len(SUMMARY_METRICS), 3.4)
+    overall = [r for r in paired if r["genre"] == ALL]
+    comparisons = [f"{a} − {b}" for a, b in COMPARISONS]
+    names = {f"{a} − {b}": f"{TITLES.get(a, a)} − {TITLES.get(b, b)}" for a, b in COMPARISONS}
+    fig = _figure(3.2 * len(SUMMARY_METRICS), 0.6 * len(comparisons) + 1.8,
+                  margins={"left": 0.11, "right": 0.99, "bottom": 0.22, "top": 0.78, "wspace": 0.35})
+    counts = ""
     for i, metric in enumerate(SUMMARY_METRICS):
         ax = fig.add_subplot(1, len(SUMMARY_METRICS), i + 1)
-        label, unit, _ = METRIC_INFO[metric]
-        for j, version in enumerate(versions):
-            row = next((r for r in overall if r["version"] == version and r["metric"] == metric), None)
+        info = METRICS_BY_NAME[metric]
+        for j, comparison in enumerate(comparisons):
+            row = next((r for r in overall if r["metric"] == metric and r["comparison"] == comparison), None)
             if row is None or row["mean"] is None:
                 continue
-            err = None
+            y = len(comparisons) - 1 - j
+            color = COLORS.get(comparison.split(" − ")[0], "grey")
             if row["ci95_low"] is not None:
-                err = [[row["mean"] - row["ci95_low"]], [row["ci95_high"] - row["mean"]]]
-            ax.bar(j, row["mean"], yerr=err, capsize=4, color=COLORS.get(version, "grey"))
-            ax.text(j, 0, f"n={row['n']}", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(versions)), [TITLES.get(v, v).split(" (")[0] for v in versions], fontsize=8, rotation=20)
-        ax.set_title(f"{label}\n({unit})", fontsize=9)
-        ax.axhline(0, color="black", linewidth=0.6)
-    fig.suptitle("Mean over clips with 95 % CI (t, n − 1 df)")
+                ax.hlines(y, row["ci95_low"], row["ci95_high"], color=color, linewidth=2)
+            ax.plot([row["mean"]], [y], "o", color=color, markerfacecolor=color if row["excludes_zero"] else "white")
+            counts = f"{row['n_prompts']} prompts, {row['n_clips']} clips"
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_ylim(-0.6, len(comparisons) - 0.4)
+        ax.set_yticks(range(len(comparisons)), [names[c] for c in reversed(comparisons)] if i == 0 else [],
+                      fontsize=8)
+        ax.set_title(f"{info.label}\n(Δ {info.unit})", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle("Paired difference per clip, mean with 95 % CI; prompt = unit (seeds averaged, t over prompts)"
+                 + (f" — {counts}" if counts else ""), fontsize=9)
+    fig.text(0.5, 0.03, "Filled dot: the interval excludes 0; hollow: it does not. No dot: undefined "
+             "(ΔHBER and removed energy are already measured against the input).", ha="center", fontsize=8)
     fig.savefig(path)
     return Path(path)

@@ -1,5 +1,6 @@
 """The command line, end to end, as a user runs it: a subprocess with env variables."""
 
+import csv
 import json
 import os
 import subprocess
@@ -161,8 +162,13 @@ def test_batch_is_resumable_and_writes_tables(tmp_path, models_env):
     clips = (out / "clips.csv").read_text().splitlines()
     assert len(clips) == 1 + 6 * 3  # header + clips × versions
     summary = (out / "summary.csv").read_text().splitlines()
-    assert summary[0] == "version,genre,metric,mean,ci95_low,ci95_high,n"
-    assert any(line.startswith("demucs,all,hber_delta_db,") and line.endswith(",6") for line in summary)
+    assert summary[0] == "version,genre,metric,mean,ci95_low,ci95_high,n_prompts,n_clips,method"
+    assert any(line.startswith("demucs,all,hber_delta_db,") and line.endswith(",3,6,cluster-t") for line in summary)
+    with open(out / "paired.csv", newline="", encoding="utf-8") as handle:
+        paired = list(csv.DictReader(handle))
+    row = next(r for r in paired if (r["genre"], r["metric"], r["comparison"])
+               == ("all", "spectral_flatness", "demucs − spectral_gating"))
+    assert (row["n_prompts"], row["n_clips"], row["method"]) == ("3", "6", "cluster-t")
     assert any(line.startswith("demucs,unlabelled,") for line in summary)
     assert (out / "summary.png").stat().st_size > 1000
     # Interrupted night: drop one clip's report, rerun, only that clip runs again.
