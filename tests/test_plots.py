@@ -128,3 +128,33 @@ def test_alt_texts_say_what_each_figure_shows():
                                        cutoff_hz=8000.0, band_hz=15000.0)
     assert "Input, Demucs, Spectral gating" in spectrum
     assert "8.0 kHz high-band cutoff" in spectrum and "Input 8.0 kHz; Spectral gating 7.0 kHz" in spectrum
+
+
+# --------------------------------------------------------------------------- known answers
+
+
+@pytest.mark.parametrize("freq_hz", [250.0, 1000.0, 4000.0, 10000.0])
+def test_a_sines_mel_spectrogram_peaks_in_the_band_holding_its_frequency(freq_hz):
+    import librosa
+
+    sr = 32000
+    t = np.arange(2 * sr) / sr
+    sine = (0.5 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)[None]
+    spec = plots.mel_db(sine, sr)
+    band = int(np.argmax(spec[:, 5:-5].mean(axis=1)))  # frames away from the padded edges
+    # Band k of a Mel filterbank is a triangle from edge k to edge k + 2 (Slaney Mel scale, as librosa builds it).
+    edges = librosa.mel_frequencies(n_mels=spec.shape[0] + 2, fmin=0.0, fmax=sr / 2)
+    assert edges[band] < freq_hz < edges[band + 2]
+    assert abs(edges[band + 1] - freq_hz) <= (edges[band + 2] - edges[band]) / 2  # the nearest band centre
+
+
+def test_white_noise_long_term_spectrum_lies_at_its_analytic_level():
+    """One-sided PSD of white noise of variance σ² sampled at fs: 2σ²/fs per Hz, flat."""
+    sr, sigma = 32000, 0.1
+    noise = (sigma * np.random.default_rng(0).standard_normal((1, 8 * sr))).astype(np.float32)
+    freqs, psd_db = plots.average_spectrum_db(noise, sr)
+    inner = (freqs > 50.0) & (freqs < sr / 2 - 50.0)
+    expected = 10 * np.log10(2 * sigma**2 / sr)  # −59.0 dB re full scale per Hz
+    assert np.median(psd_db[inner]) == pytest.approx(expected, abs=1.0)
+    assert np.mean(psd_db[inner]) == pytest.approx(expected, abs=1.0)
+    assert np.percentile(np.abs(psd_db[inner] - expected), 95) < 3.0  # flat: no band far off the level
