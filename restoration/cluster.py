@@ -55,7 +55,8 @@ MAX_TASK_RETRIES = 1
 FORWARDED_ENV_PREFIXES = ("MUSICGEN_", "DEMUCS_", "HF_", "TRANSFORMERS_", "TORCH_HOME", "XDG_CACHE_HOME",
                           "RESTORATION_")
 #: Variables holding a local path, made absolute before they travel (a worker's working folder differs).
-PATH_ENV = ("MUSICGEN_MODEL", "DEMUCS_REPO", "HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "XDG_CACHE_HOME")
+PATH_ENV = ("MUSICGEN_MODEL", "DEMUCS_REPO", "HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "XDG_CACHE_HOME",
+            "RESTORATION_DATA_DIR")
 FAILURES_CSV = "failures.csv"
 # write_report stages a clip as "<parent>/.<name>.partial-XXXX" and moves it in when complete.
 _STAGING_GLOB = ".*.partial-*"
@@ -148,7 +149,10 @@ def connect(cluster: ClusterSettings = ClusterSettings(), *, num_cpus: int | Non
         _check_reachable(address, source)
         where = f"Ray at {address} ({source})"
     try:
-        ray.init(address=address, runtime_env=runtime_env(), **options)
+        # A job from `ray job submit --working-dir .` ships the code already (and Ray refuses to
+        # merge a second py_modules into its runtime environment).
+        in_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+        ray.init(address=address, runtime_env=None if in_job else runtime_env(), **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInputError(f"cannot connect to {where}: {first}") from None
@@ -226,6 +230,9 @@ class BatchStudy:
     def folder(self, job, out_dir: Path) -> Path:
         return job.folder(out_dir)
 
+    def is_done(self, job, out_dir: Path) -> bool:
+        return (job.folder(out_dir) / "report.json").is_file()  # written last: its folder is complete
+
     def describe(self, job) -> dict:
         return {"genre": job.genre, "prompt": job.prompt, "seed": job.seed}
 
@@ -238,6 +245,48 @@ class BatchStudy:
         rows = collect_rows(out_dir)
         write_tables(rows, out_dir)
         return len(rows)
+
+
+@dataclass(frozen=True)
+class GroundTruthStudy:
+    """``groundtruth``'s work: one clean clip × degradation per clip (:class:`restoration.groundtruth.Job`).
+
+    ``model_jobs`` holds one job per degradation of the study, so a worker loads exactly the
+    models the study needs (MusicGen only for the ``musicgen-codec`` degradation).
+    """
+
+    settings: object
+    model_jobs: tuple
+
+    def load(self) -> None:
+        from .groundtruth import check_models
+
+        check_models(list(self.model_jobs))
+
+    def run(self, job, out_dir: Path) -> Path:
+        from .groundtruth import run_clip
+
+        run_clip(job, out_dir, self.settings)
+        return job.folder(out_dir)
+
+    def folder(self, job, out_dir: Path) -> Path:
+        return job.folder(out_dir)
+
+    def is_done(self, job, out_dir: Path) -> bool:
+        from .groundtruth import is_done
+
+        return is_done(job, out_dir)
+
+    def describe(self, job) -> dict:
+        return {"clip": job.clip.clip_id, "degradation": job.degradation}
+
+    def label(self, job) -> str:
+        return f"{job.clip.clip_id[:14]} {job.degradation}"
+
+    def write_tables(self, out_dir: Path) -> int:
+        from .groundtruth import write_tables
+
+        return int(write_tables(out_dir).get("rows", 0))
 
 
 class Worker:
@@ -308,14 +357,15 @@ def run_study(study, jobs: list, out_dir, *, cluster: ClusterSettings = ClusterS
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     out_dir = Path(out_dir).resolve()
-    todo = [job for job in jobs if not (study.folder(job, out_dir) / "report.json").exists()]
+    todo = [job for job in jobs if not study.is_done(job, out_dir)]
     counts = {"clips": len(jobs), "ran": 0, "failed": 0, "skipped": len(jobs) - len(todo), "not_run": 0,
               "workers": 0, "per_worker": [], "seconds": 0.0}
     failures: list[dict] = []
     start = time.perf_counter()
     if todo:
-        with connect(cluster) as where:  # before anything is written: a bad address leaves no folder
-            out_dir.mkdir(parents=True, exist_ok=True)
+        # Nothing is written before the connection and the workers' models pass: the workers
+        # create the folders they write, the driver its tables.
+        with connect(cluster) as where:
             remove_staging(out_dir)
             counts.update(_run_on_workers(study, todo, out_dir, cluster=cluster, where=where, total=len(jobs),
                                           failures=failures, show_progress=show_progress, log=log, tqdm=tqdm))
@@ -454,14 +504,14 @@ def cluster_from_args(args) -> ClusterSettings | None:
     return ClusterSettings(address=args.ray.strip() or None, workers=args.ray_workers, cpus_per_worker=cpus)
 
 
-def report(counts: dict, out_dir, *, stream=sys.stdout) -> int:
-    """Print a study's outcome in one line (and what failed on stderr); the exit status.
+def report(counts: dict, out_dir, *, unit: str = "clips", tables: str = "summary.csv, clips.csv, summary.png",
+           stream=sys.stdout) -> int:
+    """Print a study's outcome in one line (and what is missing on stderr); the exit status.
 
     0 when every clip is complete, 1 when some failed or were not run (a rerun retries them).
     """
-    print(f"{counts['clips']} clips ({counts['ran']} run on {counts['workers']} Ray workers, "
-          f"{counts['skipped']} already done); tables in {out_dir}/summary.csv, clips.csv, summary.png",
-          file=stream)
+    print(f"{counts['clips']} {unit} ({counts['ran']} run on {counts['workers']} Ray workers, "
+          f"{counts['skipped']} already done); tables in {out_dir}/{tables}", file=stream)
     missing = counts["failed"] + counts["not_run"]
     if not missing:
         return 0
@@ -473,3 +523,72 @@ def report(counts: dict, out_dir, *, stream=sys.stdout) -> int:
     print(f"error: {missing} of {counts['clips']} clips missing: {', '.join(parts)}; a rerun retries them",
           file=sys.stderr)
     return 1
+
+
+def run_groundtruth_on_ray(clean, out_dir, *, seconds: float, degradations, settings,
+                           cluster: ClusterSettings = ClusterSettings(), show_progress: bool = True) -> dict:
+    """``groundtruth --ray``: the clip × degradation runs of :func:`restoration.groundtruth.run_study` on Ray.
+
+    The clean files (``clean``, or the built-in set rendered into the data folder) are read by
+    the workers, so like ``out_dir`` they must be on storage every node sees.
+    """
+    from .groundtruth import plan
+
+    jobs = plan(clean, seconds=seconds, degradations=degradations)
+    model_jobs = tuple({job.degradation: job for job in jobs}.values())
+    study = GroundTruthStudy(settings=settings, model_jobs=model_jobs)
+    return run_study(study, jobs, out_dir, cluster=cluster, show_progress=show_progress)
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def study_throughput(*, env: dict, clips: int = 4, duration_s: float = 5.0, mode: str = "exact",
+                     ray_workers=(2,), log=print) -> dict:
+    """Clips per hour of a small study, run by ``batch`` locally and on a local Ray, whole commands.
+
+    Each run is a fresh ``python -m restoration batch`` process with the model environment
+    ``env``, on ``clips`` prompts × 1 seed of ``duration_s`` seconds in ``mode``: first the
+    local loop, then ``--ray --ray-workers N`` for each N of ``ray_workers`` (Ray started by the
+    command, 1 CPU per worker). ``clips_per_hour`` = clips / wall time of the whole command ×
+    3600, start-up, model loading and tables included. ``median_clip_s`` is the median of the
+    clips' own times (``report.json`` ``timings_s.total``), the steady cost of one clip on one
+    worker, from which a larger cluster can be projected.
+    """
+    import json
+    import statistics
+    import subprocess
+    import tempfile
+
+    result = {"clips": int(clips), "duration_s": float(duration_s), "mode": mode, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="restoration-study-") as work:
+        prompts = Path(work) / "prompts.txt"
+        prompts.write_text("".join(f"bench | study prompt number {i}\n" for i in range(int(clips))), encoding="utf-8")
+        for workers in (None, *ray_workers):
+            name = "local" if workers is None else f"ray_{workers}_workers"
+            out = Path(work) / name
+            command = [sys.executable, "-m", "restoration", "batch", "--prompts", str(prompts), "--seeds", "1",
+                       "--duration", f"{duration_s:g}", "--mode", mode, "--out", str(out)]
+            if workers is not None:
+                command += ["--ray", "--ray-workers", str(workers)]
+            child_env = {**os.environ, **env}
+            child_env.pop("RAY_ADDRESS", None)  # a local Ray, whatever this shell points at
+            log(f"[study] {name}: {clips} clips of {duration_s:g} s ({mode})…")
+            load_before = os.getloadavg()[0]
+            start = time.perf_counter()
+            done = subprocess.run(command, env=child_env, capture_output=True, text=True)
+            wall_s = time.perf_counter() - start
+            if done.returncode != 0:
+                raise RuntimeError(f"study run {name} failed: {done.stderr.strip().splitlines()[-1:]}")
+            clip_s = [json.loads(p.read_text(encoding="utf-8"))["timings_s"]["total"]
+                      for p in out.glob("clips/*/*/*/report.json")]
+            result["runs"][name] = {
+                "workers": workers or 1,
+                "wall_s": round(wall_s, 1),
+                "clips_per_hour": round(int(clips) / wall_s * 3600, 1),
+                "median_clip_s": round(statistics.median(clip_s), 2),
+                "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            }
+            log(f"[study]   {wall_s:.0f} s, {result['runs'][name]['clips_per_hour']:.0f} clips/hour, "
+                f"median clip {result['runs'][name]['median_clip_s']:.1f} s")
+    return result
