@@ -3,7 +3,8 @@
 Public surface (audio is float32 ``(channels, frames)`` plus a sample rate in Hz):
 
 - :func:`run` — the pipeline (a prompt, a file or a clip in memory → a :class:`Report`);
-  :func:`run_prompt` / :func:`run_file` / :func:`run_generated` call it; :func:`compare` is its second half
+  :func:`run_prompt` / :func:`run_file` / :func:`run_generated` (a :class:`Clip` MusicGen already made)
+  call it; :func:`compare` is its second half
 - :func:`write_report` — wavs, PNGs, ``metrics.json``, ``metrics.csv``, ``report.json``
 - :func:`generate` — MusicGen (``MUSICGEN_MODEL``), :func:`restore` — Demucs (``DEMUCS_MODEL``/``DEMUCS_REPO``),
   :func:`spectral_gate` — noisereduce
@@ -21,6 +22,7 @@ _LAZY = {
     "run": "pipeline",
     "run_prompt": "pipeline",
     "run_generated": "pipeline",
+    "Clip": "pipeline",
     "run_file": "pipeline",
     "compare": "pipeline",
     "Report": "report",
