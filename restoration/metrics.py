@@ -189,7 +189,9 @@ def level_metrics(audio: np.ndarray, sample_rate: int, *, settings: MetricSettin
 
     Returns ``noise_floor_dbfs`` (dBFS or ``None``), ``silent_frames`` (int) and
     ``noise_floor_p10_dbfs`` (dBFS), from the 50 ms frame RMS of all channels together.
+    Raises :class:`BadInputError` for an array that is not ``(channels, frames)``.
     """
+    audio = validate_layout(audio, sample_rate)
     frame_db = frame_rms_dbfs(audio, sample_rate, frame_s=settings.frame_s)
     floor, count = silence_noise_floor(frame_db, gate_dbfs=settings.silence_gate_dbfs)
     return {"noise_floor_dbfs": floor, "silent_frames": int(count),
@@ -431,11 +433,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("bandwidth_hz", "Bandwidth (99 % roll-off)", "Hz", "higher = wider band kept",
            "median over non-silent frames of the frequency below which 99 % of the frame's STFT magnitude "
            "(magnitude, not power) lies, in the band", bandwidth_hz),
-    Metric("noise_floor_dbfs", "Silence noise floor (matched)", "dBFS",
+    Metric("noise_floor_dbfs", "Silence floor (matched)", "dBFS",
            "lower = quieter pauses at equal loudness (undefined without pauses)",
            "power mean of the 50 ms frames whose RMS lies between −120 and −45 dBFS, on the copy matched "
            "to −23 LUFS", silence_noise_floor, "matched"),
-    Metric("silent_frames", "Silent 50 ms frames (matched)", "count",
+    Metric("silent_frames", "Silent frames (matched)", "count",
            "frames below the −45 dBFS gate at equal loudness; context for the silence floor",
            "count of 50 ms frames with −120 < RMS < −45 dBFS on the loudness-matched copy",
            silence_noise_floor, "matched"),
@@ -446,10 +448,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("residual_db", "Removed energy", "dB",
            "energy of input − output relative to the input; closer to −∞ = less changed",
            "10·log10(E[input − output] / E[input]) in the band, at raw levels", removed_energy_db, "raw"),
-    Metric("noise_floor_raw_dbfs", "Silence noise floor (raw level)", "dBFS",
+    Metric("noise_floor_raw_dbfs", "Silence floor (raw level)", "dBFS",
            "level-dependent: a quieter version reads lower; compare the loudness-matched row",
            "the silence noise floor at the level the version came out", silence_noise_floor, "raw", False),
-    Metric("silent_frames_raw", "Silent 50 ms frames (raw level)", "count",
+    Metric("silent_frames_raw", "Silent frames (raw level)", "count",
            "level-dependent: compare the loudness-matched row", "the silent-frame count at raw level",
            silence_noise_floor, "raw", False),
     Metric("noise_floor_p10_raw_dbfs", "Noise floor p10 (raw level)", "dBFS",
