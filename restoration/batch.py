@@ -109,32 +109,109 @@ def run_job(
     return write_report(report, job.folder(Path(out_dir)))
 
 
+#: Clips ``batch`` samples together when ``--batch-size`` is not given, per device. Measured on
+#: this project's 2-core CPU on musicgen-small's decoder shapes (rows = 2 × clips with guidance):
+#: the time per clip and step falls to its lowest at about 4 clips (fp32 MKL-packed: 3.0× less
+#: than one clip; int8 rows with error rows: 2.4×) and rises again by 8, where the products turn
+#: compute-bound. On a GPU rows are nearly free up to far more (not measured: no GPU here).
+AUTO_BATCH_SIZE = {"cpu": 4, "cuda": 32}
+
+
+def auto_batch_size(device: str | None = None) -> int:
+    """The default ``--batch-size`` for ``device`` (default: :func:`restoration.device.pick_device`)."""
+    if device is None:
+        from .device import pick_device
+
+        device = pick_device()
+    return AUTO_BATCH_SIZE.get(device, 1)
+
+
+def run_jobs(
+    jobs: list[Job],
+    out_dir,
+    *,
+    batch_size: int,
+    generation: GenerationSettings,
+    demucs: DemucsSettings,
+    gating: GatingSettings,
+    metrics: MetricSettings,
+    on_clip=None,
+) -> None:
+    """Run ``jobs``, ``batch_size`` clips at a time: sample them together, then finish each alone.
+
+    Each group is sampled by one :func:`restoration.generation.generate_batch` call (each clip
+    with its own seed and generator: the tokens :func:`run_job` samples for it), then every
+    clip goes through :func:`restoration.pipeline.run_generated` (Demucs, gating, metrics)
+    and its folder is written at once, all or nothing, exactly as :func:`run_job` writes it.
+    ``report.timings_s["generating"]`` is the clip's share of its group's sampling time.
+    ``on_clip(job)`` is called after each folder is written. ``batch_size`` 1 is :func:`run_job`.
+    """
+    import time
+
+    from .generation import generate_batch
+    from .pipeline import run_generated
+
+    if int(batch_size) < 1:
+        raise BadInputError(f"--batch-size must be ≥ 1, got {batch_size}")
+    out_dir = Path(out_dir)
+    for first in range(0, len(jobs), int(batch_size)):
+        group = jobs[first : first + int(batch_size)]
+        if len(group) == 1:
+            run_job(group[0], out_dir, generation=generation, demucs=demucs, gating=gating, metrics=metrics)
+            if on_clip is not None:
+                on_clip(group[0])
+            continue
+        settings = [replace(generation, seed=job.seed) for job in group]
+        start = time.perf_counter()
+        clips = generate_batch([(job.prompt, clip_settings) for job, clip_settings in zip(group, settings)])
+        share = round((time.perf_counter() - start) / len(group), 4)
+        for job, clip_settings, (audio, sample_rate) in zip(group, settings, clips):
+            report = run_generated(audio, sample_rate, prompt=job.prompt, generation=clip_settings, demucs=demucs,
+                                   gating=gating, metrics=metrics)
+            report.timings_s["generating"] = share
+            report.source.update(genre=job.genre, prompt_index=job.index)
+            write_report(report, job.folder(out_dir))
+            if on_clip is not None:
+                on_clip(job)
+
+
 def run_batch(
     prompts_file,
     out_dir,
     *,
     seeds: int = 1,
+    batch_size: int | None = None,
     generation: GenerationSettings = GenerationSettings(),
     demucs: DemucsSettings = DemucsSettings(),
     gating: GatingSettings = GatingSettings(),
     metrics: MetricSettings = MetricSettings(),
     show_progress: bool = True,
 ) -> dict:
-    """Run every prompt × seed not already done, then rewrite the tables. Returns counts."""
+    """Run every prompt × seed not already done, ``batch_size`` clips sampled together, then rewrite the tables.
+
+    ``batch_size`` None: :func:`auto_batch_size` for the device. Returns counts.
+    """
     from tqdm import tqdm
 
     jobs = plan(read_prompts(prompts_file), seeds)
     out_dir = Path(out_dir)
     todo = pending(jobs, out_dir)
+    size = auto_batch_size() if batch_size is None else int(batch_size)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="clip", disable=not show_progress)
-    for job in todo:
+    if todo:
+        bar.set_description(f"{min(size, len(todo))} clips at a time")
+
+    def on_clip(job: Job) -> None:
         bar.set_description(f"{job.genre[:16]} seed {job.seed}")
-        run_job(job, out_dir, generation=generation, demucs=demucs, gating=gating, metrics=metrics)
         bar.update(1)
+
+    run_jobs(todo, out_dir, batch_size=size, generation=generation, demucs=demucs, gating=gating, metrics=metrics,
+             on_clip=on_clip)
     bar.close()
     rows = collect_rows(out_dir)
     write_tables(rows, out_dir)
-    return {"clips": len(jobs), "ran": len(todo), "skipped": len(jobs) - len(todo), "rows": len(rows)}
+    return {"clips": len(jobs), "ran": len(todo), "skipped": len(jobs) - len(todo), "rows": len(rows),
+            "batch_size": size}
 
 
 def collect_rows(out_dir) -> list[dict]:

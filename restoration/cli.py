@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="prompts × seeds with aggregate tables and 95 %% CIs (resumable)")
     p.add_argument("--prompts", required=True, help="text file: one prompt per line, optionally 'genre | prompt'")
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0 … N−1 per prompt")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="clips MusicGen samples together, each with its own seed (default: 4 on CPU, 32 on a GPU; "
+                        "1 = one at a time); the clips are the same whatever B")
     _add_generation_options(p, duration_default="5")
     p.add_argument("--out", required=True, type=Path)
     _add_restoration_options(p)
@@ -195,8 +198,10 @@ def cmd_batch(args) -> int:
         counts = run_batch_on_ray(args.prompts, args.out, seeds=args.seeds, generation=generation, demucs=demucs,
                                   gating=gating, metrics=metrics, cluster=cluster)
         return report(counts, args.out)
-    counts = run_batch(args.prompts, args.out, seeds=args.seeds, generation=generation, demucs=demucs,
-                       gating=gating, metrics=metrics)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise BadInputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    counts = run_batch(args.prompts, args.out, seeds=args.seeds, batch_size=args.batch_size, generation=generation,
+                       demucs=demucs, gating=gating, metrics=metrics)
     print(f"{counts['clips']} clips ({counts['ran']} run, {counts['skipped']} already done); "
           f"tables in {args.out}/summary.csv, clips.csv, summary.png")
     return 0

@@ -435,3 +435,107 @@ def test_cpu_times_count_this_process_work():
     after = threads_module.cpu_times()
     assert after[1] - before[1] >= 0.25  # this process's CPU time grew by the work done
     assert after[0] - before[0] >= after[1] - before[1] - 0.03  # the machine was at least that busy (tick skew)
+
+
+# --------------------------------------------------------------------------- batches of clips
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_batch_gives_each_clip_the_audio_a_single_run_gives(musicgen_env, mode):
+    # Three clips sampled together, each with its own prompt and seed (one prompt long enough to
+    # keep cross-attention's projections, the others folded), against each run alone.
+    requests = [("jazz trio", settings(seed=3, mode=mode)), (LONG_PROMPT, settings(seed=4, mode=mode)),
+                ("jazz trio", settings(seed=5, mode=mode))]
+    batched = generation.generate_batch(requests)
+    alone = [generate(prompt, settings=s) for prompt, s in requests]
+    assert [rate for _, rate in batched] == [SR] * 3
+    for (audio, _), (expected, _) in zip(batched, alone):
+        assert audio.shape == expected.shape == (1, SR)
+        if mode == "fast":  # int8 rows are quantized on their own and summed in integers: bit for bit
+            np.testing.assert_array_equal(audio, expected)
+        else:  # fp32 products over 6 rows instead of 2 round differently, far below a token's choice
+            np.testing.assert_allclose(audio, expected, atol=1e-5)
+    assert np.mean(np.abs(batched[0][0] - batched[2][0])) > 0.01  # same prompt, other seed: other clip
+
+
+def test_batch_rejects_settings_that_differ_in_more_than_the_seed(musicgen_env):
+    with pytest.raises(BadInputError, match="seed only"):
+        generation.generate_batch([("jazz", settings(seed=1)), ("rock", settings(seed=2, duration_s=2.0))])
+    with pytest.raises(BadInputError):
+        generation.generate_batch([])
+
+
+def test_int8_rows_are_independent_of_the_batch_and_close_to_the_int8_weights():
+    # Int8RowsLinear: a row's output does not depend on the other rows (its own range), and with
+    # the error rows ("split") it is the product with the int8 weights to a few 1e-3, well below the
+    # per-tensor dynamic scheme's error on the same inputs.
+    import torch
+
+    from restoration import decoding
+
+    torch.manual_seed(0)
+    weight = torch.randn(96, 256) * 0.02
+    ints, scales = decoding.int8_rows(weight)
+    dequantized = ints.float() * scales.float()[:, None]
+    x = torch.nn.functional.gelu(torch.randn(5, 256) * torch.tensor([1.0, 5.0, 0.2, 1.0, 30.0])[:, None])
+    reference = x @ dequantized.T
+    errors = {}
+    for split in (True, False):
+        layer = decoding.Int8RowsLinear(ints, scales, split=split)
+        together = layer(x)
+        one_by_one = torch.cat([layer(x[i : i + 1]) for i in range(5)])
+        assert torch.equal(together, one_by_one)
+        errors[split] = float(((together - reference).norm(dim=1) / reference.norm(dim=1)).max())
+    dynamic = decoding._int8_linear([(ints, scales)], None)
+    dynamic_error = float(((dynamic(x) - reference).norm(dim=1) / reference.norm(dim=1)).max())
+    assert errors[True] < 5e-3
+    assert errors[True] < errors[False] / 5
+    assert errors[True] < dynamic_error / 5
+
+
+# --------------------------------------------------------------------------- prepared weights on disk
+
+
+def test_fast_weights_are_prepared_once_then_read_back_and_a_corrupt_entry_is_rebuilt(musicgen_env, tmp_path,
+                                                                                        monkeypatch):
+    from restoration.musicgen import prepared
+
+    monkeypatch.setenv("RESTORATION_DATA_DIR", str(tmp_path / "data"))
+    first = load_musicgen(mode="fast")
+    assert first.prepared == "prepared, cached"
+    entries = list((tmp_path / "data" / "prepared").glob("musicgen-int8-*.pt"))
+    assert len(entries) == 1
+    audio, _ = generate("lofi hip hop", settings=settings(seed=2, mode="fast"))
+
+    generation.clear_model_cache()  # a new process, as far as loading goes
+    assert load_musicgen(mode="fast").prepared == "cache"
+    again, _ = generate("lofi hip hop", settings=settings(seed=2, mode="fast"))
+    np.testing.assert_array_equal(again, audio)
+
+    entries[0].write_bytes(entries[0].read_bytes()[:1000])  # torn: a crash mid-copy, a full disk
+    generation.clear_model_cache()
+    assert load_musicgen(mode="fast").prepared == "prepared, cached"
+    rebuilt, _ = generate("lofi hip hop", settings=settings(seed=2, mode="fast"))
+    np.testing.assert_array_equal(rebuilt, audio)
+    assert not list((tmp_path / "data" / "prepared").glob(".*.tmp"))  # no temporary file left behind
+
+    monkeypatch.setenv("MUSICGEN_PREPARED_CACHE", "0")
+    generation.clear_model_cache()
+    assert load_musicgen(mode="fast").prepared == "prepared"
+
+
+def test_prepared_weights_key_follows_the_model_files(musicgen_env, tmp_path, monkeypatch):
+    import shutil
+
+    from restoration.musicgen import prepared
+
+    monkeypatch.setenv("RESTORATION_DATA_DIR", str(tmp_path / "data"))
+    model = tmp_path / "model"
+    shutil.copytree(musicgen_env, model)
+    key = prepared.cache_key(model, scheme="split")
+    assert key == prepared.cache_key(model, scheme="split")  # stable (and read from the digest memo)
+    assert key != prepared.cache_key(model, scheme="rows")
+    config = model / "config.json"
+    config.write_text(config.read_text() + "\n")  # another model file: another key
+    assert prepared.cache_key(model, scheme="split") != key
+    assert prepared.cache_key(tmp_path / "no-such-folder", scheme="split") is None
