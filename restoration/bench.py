@@ -41,6 +41,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -49,8 +50,9 @@ from pathlib import Path
 from .errors import BadInputError
 
 #: The issue's targets: whole ``python -m restoration run`` process against the stock one.
-TARGETS = {"exact_speedup_min": 1.3, "fast_speedup_min": 3.0, "fast_wall_max_s": 25.0, "metrics_plots_max_s": 0.5,
-           "app_fast_results_max_s": 20.0, "app_first_sound_max_s": 5.0}
+TARGETS = {"exact_speedup_min": 1.3, "fast_speedup_min": 5.0, "fast_wall_max_s": 25.0, "metrics_plots_max_s": 0.5,
+           "app_fast_results_max_s": 20.0, "app_first_sound_max_s": 5.0, "batch_speedup_min": 4.0,
+           "fast_agreement_min": 0.95, "fast_total_variation_max": 0.02, "fast_ms_per_token_max": 50.0}
 #: Fast mode "drifts" when its next-token choice agrees with exact's less often than this.
 DRIFT_AGREEMENT = 0.9
 PROMPT = "lofi hip hop beat with mellow piano and soft drums"
@@ -59,73 +61,8 @@ RANDOM_MUSICGEN = "musicgen-small-random"
 RANDOM_DEMUCS = "htdemucs_random"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
-# The stock pipeline: stock library calls only, as a first version would write it.
-STOCK_SCRIPT = r'''
-import json, sys, time
-start = time.perf_counter()
-stages = {}
-args = json.loads(sys.argv[1])
-
-import numpy as np
-import torch
-from transformers import AutoProcessor, MusicgenForConditionalGeneration
-from demucs.apply import apply_model
-from demucs.audio import convert_audio
-from demucs.pretrained import get_model
-import noisereduce
-import librosa
-import librosa.display
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-stages["imports"] = time.perf_counter() - start
-
-t = time.perf_counter()
-model = MusicgenForConditionalGeneration.from_pretrained(args["musicgen"])
-processor = AutoProcessor.from_pretrained(args["musicgen"])
-separator = get_model(args["demucs"], repo=None if args["demucs_repo"] is None else __import__("pathlib").Path(args["demucs_repo"]))
-separator.eval()
-stages["model loading"] = time.perf_counter() - t
-
-t = time.perf_counter()
-inputs = processor(text=[args["prompt"]], padding=True, return_tensors="pt")
-torch.manual_seed(0)
-audio_values = model.generate(**inputs, do_sample=True, guidance_scale=3, top_k=250, max_new_tokens=args["tokens"])
-sr = model.config.audio_encoder.sampling_rate
-wav = audio_values[0].float()
-stages["generate"] = time.perf_counter() - t
-
-t = time.perf_counter()
-mix = convert_audio(wav, sr, separator.samplerate, separator.audio_channels)
-with torch.no_grad():
-    stems = apply_model(separator, mix[None], device="cpu")[0]
-restored = convert_audio(stems.sum(0), separator.samplerate, sr, 1)[..., : wav.shape[-1]]
-stages["demucs apply_model"] = time.perf_counter() - t
-
-t = time.perf_counter()
-gated = noisereduce.reduce_noise(y=wav.numpy(), sr=sr)
-stages["noisereduce"] = time.perf_counter() - t
-
-t = time.perf_counter()
-versions = {"input": wav.numpy()[0], "demucs": restored.numpy()[0], "spectral gating": np.asarray(gated)[0]}
-table = {}
-for name, y in versions.items():
-    table[name] = {
-        "flatness": float(librosa.feature.spectral_flatness(y=y).mean()),
-        "rolloff_hz": float(np.median(librosa.feature.spectral_rolloff(y=y, sr=sr, roll_percent=0.99))),
-        "rms": float(librosa.feature.rms(y=y).mean()),
-    }
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max)
-    plt.figure(figsize=(5, 3.2))
-    librosa.display.specshow(mel, sr=sr, x_axis="time", y_axis="mel")
-    plt.colorbar(format="%+2.0f dB")
-    plt.title(name)
-    plt.savefig(f"{args['out']}/mel_{name.replace(' ', '_')}.png")
-    plt.close()
-stages["librosa metrics + 3 Mel plots"] = time.perf_counter() - t
-stages["total in script"] = time.perf_counter() - start
-print("STOCK-STAGES " + json.dumps(stages))
-'''
+#: The stock pipeline, a script of stock library calls run as its own process (see its docstring).
+STOCK_SCRIPT = Path(__file__).with_name("bench_stock.py")
 
 
 # --------------------------------------------------------------------------- command line
@@ -140,10 +77,17 @@ def register(subparsers) -> None:
     p.add_argument("--modes", default="exact,fast", help="generation modes to time, comma-separated (exact,fast)")
     p.add_argument("--skip-stock", action="store_true", help="do not time the stock pipeline")
     p.add_argument("--skip-app", action="store_true", help="do not time the app's warm clicks")
+    p.add_argument("--skip-ray", action="store_true",
+                   help="do not time the small study locally and on a local Ray with 2 workers")
     p.add_argument("--models", choices=("auto", "configured"), default="auto",
                    help="auto: real weights when available, else full-size random ones (built once); "
                         "configured: MUSICGEN_MODEL / DEMUCS_MODEL / DEMUCS_REPO as set (e.g. tiny test models)")
     p.add_argument("--repeats", type=int, default=1, help="runs of each process; medians are reported (default 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="the study's batch of clips (default: batch's own)")
+    p.add_argument("--study-steps", type=int, default=None,
+                   help="token steps timed per study measurement (default: a whole clip)")
+    p.add_argument("--fidelity-seconds", default=None,
+                   help="seconds of tokens compared under teacher forcing (default: --duration)")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     # A string, not a Path: the CLI checks Path-typed --out options as report folders.
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON result to this file")
@@ -159,12 +103,17 @@ def cmd_bench(args) -> int:
         raise BadInputError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got {args.modes!r}")
     if args.repeats < 1:
         raise BadInputError(f"--repeats must be ≥ 1, got {args.repeats}")
+    for name in ("batch_size", "study_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise BadInputError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         raise BadInputError(f"--out {out} is a folder; give a file name for the JSON")
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
     result = run_bench(duration_s=duration_s, modes=modes, skip_stock=args.skip_stock, skip_app=args.skip_app,
-                       models=args.models, repeats=int(args.repeats), log=log)
+                       skip_ray=args.skip_ray, models=args.models, repeats=int(args.repeats),
+                       batch_size=args.batch_size, study_steps=args.study_steps,
+                       fidelity_s=validate_duration(args.fidelity_seconds) if args.fidelity_seconds else None, log=log)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,8 +131,14 @@ def cmd_bench(args) -> int:
 
 
 def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_app: bool = False,
-              models: str = "auto", repeats: int = 1, log=print) -> dict:
-    """Run every measurement and return the JSON-ready result (see the module docstring)."""
+              skip_ray: bool = False, models: str = "auto", repeats: int = 1, batch_size: int | None = None,
+              study_steps: int | None = None, fidelity_s: float | None = None, log=print) -> dict:
+    """Run every measurement and return the JSON-ready result (see the module docstring).
+
+    ``batch_size``: the study's batch (default :func:`restoration.batch.auto_batch_size`);
+    ``study_steps``: token steps timed per study measurement (default: a whole clip);
+    ``fidelity_s``: seconds of tokens compared under teacher forcing (default ``duration_s``).
+    """
     from .generation import tokens_for_duration
 
     started = time.time()
@@ -195,23 +150,28 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
     env = _child_env(model_env)
     tokens = tokens_for_duration(duration_s)
 
-    kinds = ([] if skip_stock else ["stock"]) + list(modes)
+    # "fast_cold" is fast with no prepared weights on disk (its run prepares and keeps them); "fast"
+    # runs right after it, as every later process does. They rotate as one unit.
+    units = ([] if skip_stock else [["stock"]]) + [["fast_cold", "fast"] if m == "fast" else [m] for m in modes]
+    kinds = [kind for unit in units for kind in unit]
     runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="restoration-bench-") as work:
         work_dir = Path(work)
-        stock_script = work_dir / "stock_pipeline.py"
-        stock_script.write_text(STOCK_SCRIPT, encoding="utf-8")
+        stock_script = STOCK_SCRIPT
+        ours_env = {**env, "RESTORATION_DATA_DIR": str(work_dir / "data")}  # a private prepared-weights cache
         clip_path = None
         for repeat in range(repeats):
-            order = kinds[repeat % len(kinds):] + kinds[: repeat % len(kinds)]  # rotate: no kind always first
-            for kind in order:
+            order = units[repeat % len(units):] + units[: repeat % len(units)]  # rotate: no kind always first
+            for kind in [kind for unit in order for kind in unit]:
                 out = work_dir / f"{kind}-{repeat}"
                 out.mkdir()
                 log(f"[bench] run {repeat + 1}/{repeats}: {kind} ({duration_s:g} s clip)…")
                 if kind == "stock":
                     record = _run_stock(stock_script, out, env, model_env, tokens=tokens)
                 else:
-                    record = _run_ours(kind, out, env, duration_s=duration_s)
+                    if kind == "fast_cold":
+                        shutil.rmtree(work_dir / "data" / "prepared", ignore_errors=True)
+                    record = _run_ours(kind.split("_")[0], out, ours_env, duration_s=duration_s)
                     if clip_path is None and (out / "input.wav").is_file():
                         clip_path = out / "input.wav"
                         clip_copy = work_dir / "clip.wav"
@@ -221,12 +181,18 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
                     f"load {record['load_before'][0]:.1f}→{record['load_after'][0]:.1f}")
                 runs[kind].append(record)
 
-        log("[bench] fast vs exact (teacher forcing)…" if "fast" in modes else "[bench] sampling a clip…")
-        fidelity, clip = fast_fidelity(duration_s=duration_s, compare="fast" in modes)
+        log("[bench] fast vs exact (teacher forcing), every int8 scheme…" if "fast" in modes
+            else "[bench] sampling a clip…")
+        fidelity, clip = fast_fidelity(duration_s=fidelity_s or duration_s, compare="fast" in modes, log=log)
         if clip_path is not None:
             clip = _read_clip(clip_path)
+        log("[bench] study throughput: clips sampled one at a time and together…")
+        study = study_throughput(modes=modes, duration_s=duration_s, batch_size=batch_size, steps=study_steps,
+                                 clip=clip, log=log)
         log("[bench] Demucs segment check…")
         segment = demucs_segment_check(*clip)
+        log("[bench] Demucs on a batch of clips…")
+        study["demucs_batch"] = demucs_batch_check(*clip, batch=2)
         log("[bench] metrics + plots, warm…")
         figures = metrics_plots_timing(*clip, restored=segment.pop("_restored"))
     app = None
@@ -236,12 +202,19 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
         app = app_timing(env, duration_s=duration_s, mode=app_mode)
     log("[bench] start-up…")
     startup = startup_timing(env)
+    # Study throughput on Ray (restoration.cluster): whole `batch` commands, local and on a local Ray.
+    study_ray = None
+    if not skip_ray:
+        from .cluster import study_throughput
+
+        study_ray = study_throughput(env=model_env, clips=4, duration_s=duration_s,
+                                     mode="fast" if "fast" in modes else modes[0], ray_workers=(2,), log=log)
 
     summary = {kind: _summarize(records) for kind, records in runs.items()}
     ratios = {}
     if "stock" in summary:
-        for mode in modes:
-            ratios[mode] = round(summary["stock"]["wall_s"] / summary[mode]["wall_s"], 2)
+        for kind in kinds[1:]:
+            ratios[kind] = round(summary["stock"]["wall_s"] / summary[kind]["wall_s"], 2)
     result = {
         "schema": 1,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -254,12 +227,14 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
         "runs": runs,
         "summary": summary,
         "speedup_vs_stock": ratios,
-        "targets": _targets(summary, ratios, figures, app),
+        "targets": _targets(summary, ratios, figures, app, fidelity=fidelity, study=study),
         "fidelity": fidelity,
+        "study": study,
         "demucs_segment": segment,
         "metrics_plots": figures,
         "app_warm": app,
         "startup": startup,
+        "study_ray": study_ray,
         "bench_wall_s": round(time.time() - started, 1),
     }
     result["machine"]["load_avg_end"] = _loadavg()
@@ -450,8 +425,27 @@ def _summarize(records: list[dict]) -> dict:
     return summary
 
 
-def _targets(summary: dict, ratios: dict, figures: dict, app: dict | None = None) -> dict:
+def _targets(summary: dict, ratios: dict, figures: dict, app: dict | None = None, *, fidelity: dict | None = None,
+             study: dict | None = None) -> dict:
     checks = {}
+    if fidelity and "top1_agreement" in fidelity:
+        agreement, tv = fidelity["top1_agreement"], fidelity["mean_total_variation"]
+        checks["fast_agreement"] = {"target": f"≥ {TARGETS['fast_agreement_min']}", "measured": agreement,
+                                    "met": agreement >= TARGETS["fast_agreement_min"]}
+        checks["fast_total_variation"] = {"target": f"≤ {TARGETS['fast_total_variation_max']}", "measured": tv,
+                                          "met": tv <= TARGETS["fast_total_variation_max"]}
+    if "fast" in summary and "generating" in summary["fast"]["stages_s"]:
+        tokens = (study or {}).get("tokens_per_clip")
+        if tokens:
+            ms = round(1000 * summary["fast"]["stages_s"]["generating"] / tokens, 1)
+            checks["fast_ms_per_token"] = {"target": f"≤ {TARGETS['fast_ms_per_token_max']:g} ms (whole process's "
+                                                     "generating stage, EnCodec included)",
+                                           "measured": ms, "met": ms <= TARGETS["fast_ms_per_token_max"]}
+    for mode, entry in ((study or {}).get("modes") or {}).items():
+        if "batch_speedup" in entry:
+            checks[f"batch_speedup_{mode}"] = {
+                "target": f"≥ {TARGETS['batch_speedup_min']:g}× clips/hour at batch {study['batch_size']} vs 1",
+                "measured": entry["batch_speedup"], "met": entry["batch_speedup"] >= TARGETS["batch_speedup_min"]}
     if "exact" in ratios:
         checks["exact_speedup"] = {"target": f"≥ {TARGETS['exact_speedup_min']}×", "measured": ratios["exact"],
                                    "met": ratios["exact"] >= TARGETS["exact_speedup_min"]}
@@ -478,17 +472,23 @@ def _targets(summary: dict, ratios: dict, figures: dict, app: dict | None = None
 # --------------------------------------------------------------------------- in-process checks
 
 
-def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tuple]:
-    """Teacher forcing: how close the int8 decoder's next-token choices stay to fp32's.
+def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tuple[dict, tuple]:
+    """Teacher forcing: how close each int8 decoder's next-token choices stay to fp32's.
 
     The exact lean loop samples a clip (seed 0, guidance 3, top-k 250) and keeps each step's
-    logits; the fast decoder is then fed the same tokens. Compared are the guided logits
+    logits; each int8 decoder (every scheme of :data:`restoration.decoding.INT8_SCHEMES`,
+    ``fast`` being the default one) is then fed the same tokens. Compared are the guided logits
     ``uncond + 3 · (cond − uncond)`` that sampling draws from, at every position the delay
-    pattern lets the model choose. Returns the report and the exact clip ``(audio, rate)``.
+    pattern lets the model choose: top-1 agreement, cosine, and the total variation distance
+    between the top-k sampling distributions. Each scheme's teacher-forced ms per token (one
+    thread) gives the trade-off curve, agreement against speed. The top-level fields describe
+    ``fast``'s scheme. Returns the report and the exact clip ``(audio, rate)``.
     """
+    import gc
+
     import torch
 
-    from . import generation
+    from . import decoding, generation
     from .musicgen.streaming import decode_codes, to_mono
     from .musicgen.threads import torch_threads
 
@@ -518,14 +518,10 @@ def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tup
     if not compare:
         return {"skipped": "fast mode not benchmarked"}, clip
 
-    fast = generation.load_musicgen(mode="fast")
     tokens = last["tokens"]
-    start = time.perf_counter()
-    with torch_threads(1 if fast.device == "cpu" else None):
-        fast_logits = fast.decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens,
-                                              guidance_scale=scale)
-    fast_s = time.perf_counter() - start
     exact_stack = torch.stack(exact_logits)  # (steps, rows, codebooks, vocab)
+    pattern, _, _ = exact.decoder.delay_pattern(steps)
+    chosen = (pattern[:, 1:] == -1).T  # (steps, codebooks): positions where the model picks the token
 
     def guided(logits):
         return logits[:, 1] + (logits[:, 0] - logits[:, 1]) * scale
@@ -535,31 +531,195 @@ def fast_fidelity(*, duration_s: float, compare: bool = True) -> tuple[dict, tup
         kept = scores.masked_fill(scores < torch.topk(scores, k)[0][..., -1, None], -float("inf"))
         return torch.softmax(kept, dim=-1)
 
-    ge, gf = guided(exact_stack), guided(fast_logits.float())
-    pattern, _, _ = exact.decoder.delay_pattern(steps)
-    chosen = (pattern[:, 1:] == -1).T  # (steps, codebooks): positions where the model picks the token
-    agree = (ge.argmax(-1) == gf.argmax(-1)) & chosen
-    cosine = torch.nn.functional.cosine_similarity(ge, gf, dim=-1)
-    total_variation = 0.5 * (sampling_distribution(ge) - sampling_distribution(gf)).abs().sum(-1)
-    per_codebook = [round(float(agree[:, k].sum() / chosen[:, k].sum()), 4) for k in range(chosen.shape[1])]
-    overall = float(agree.sum() / chosen.sum())
+    ge = guided(exact_stack)
+    exact_dist = sampling_distribution(ge)
+    del exact_logits, exact_stack
+
+    def measure(decoder, scheme: str) -> dict:
+        start = time.perf_counter()
+        with torch_threads(1 if exact.device == "cpu" else None):
+            fast_logits = decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens,
+                                             guidance_scale=scale)
+        fast_s = time.perf_counter() - start
+        gf = guided(fast_logits.float())
+        agree = (ge.argmax(-1) == gf.argmax(-1)) & chosen
+        cosine = torch.nn.functional.cosine_similarity(ge, gf, dim=-1)
+        total_variation = 0.5 * (exact_dist - sampling_distribution(gf)).abs().sum(-1)
+        overall = float(agree.sum() / chosen.sum())
+        return {
+            "scheme": scheme,
+            "top1_agreement": round(overall, 4),
+            "top1_agreement_per_codebook": [round(float(agree[:, k].sum() / chosen[:, k].sum()), 4)
+                                            for k in range(chosen.shape[1])],
+            "mean_cosine": round(float(cosine[chosen].mean()), 5),
+            "min_cosine": round(float(cosine[chosen].min()), 5),
+            "mean_total_variation": round(float(total_variation[chosen].mean()), 5),
+            "teacher_forced_ms_per_token": round(1000 * fast_s / steps, 1),
+        }
+
+    points = []
+    for scheme in [s for s in decoding.INT8_SCHEMES if s != decoding.DEFAULT_INT8_SCHEME]:
+        log(f"[bench]   int8 scheme {scheme!r}…")
+        decoder = _int8_decoder(scheme)
+        points.append(measure(decoder, scheme))
+        del decoder
+        gc.collect()
+    log(f"[bench]   int8 scheme {decoding.DEFAULT_INT8_SCHEME!r} (fast)…")
+    fast = generation.load_musicgen(mode="fast")
+    default = measure(fast.decoder, decoding.DEFAULT_INT8_SCHEME)
+    points.insert(0, default)
     report = {
         "method": "teacher forcing on the token sequence exact mode sampled (seed 0, guidance 3, top-k 250); "
                   "argmax and cosine of the guided logits at every delay-pattern position the model chooses; "
-                  "total variation distance between the top-k sampling distributions (0 = same, 1 = disjoint)",
+                  "total variation distance between the top-k sampling distributions (0 = same, 1 = disjoint); "
+                  "ms per token: teacher forcing on one thread",
         "steps": steps,
         "positions": int(chosen.sum()),
-        "top1_agreement": round(overall, 4),
-        "top1_agreement_per_codebook": per_codebook,
-        "mean_cosine": round(float(cosine[chosen].mean()), 5),
-        "min_cosine": round(float(cosine[chosen].min()), 5),
-        "mean_total_variation": round(float(total_variation[chosen].mean()), 5),
+        **{k: v for k, v in default.items() if k != "teacher_forced_ms_per_token"},
         "threshold": DRIFT_AGREEMENT,
-        "drifts": overall < DRIFT_AGREEMENT,
+        "drifts": default["top1_agreement"] < DRIFT_AGREEMENT,
         "exact_loop_ms_per_token": round(1000 * exact_s / steps, 1),
-        "fast_teacher_forced_ms_per_token": round(1000 * fast_s / steps, 1),
+        "fast_teacher_forced_ms_per_token": default["teacher_forced_ms_per_token"],
+        "schemes": points,
     }
     return report, clip
+
+
+def _int8_decoder(scheme: str):
+    """A fresh copy of the configured MusicGen, its decoder int8 with ``scheme``, as a lean decoder."""
+    import torch
+    from transformers import MusicgenForConditionalGeneration
+
+    from . import decoding, generation
+    from .musicgen.threads import torch_threads
+
+    with torch_threads(1):
+        model = MusicgenForConditionalGeneration.from_pretrained(generation.current_model_id(), dtype=torch.float32)
+        model.eval()
+        fused = decoding.quantize_int8(model, scheme=scheme)
+        return decoding.prepare(model, fused_int8=fused)
+
+
+def study_throughput(*, modes, duration_s: float, batch_size: int | None, steps: int | None, clip: tuple,
+                     log=print) -> dict:
+    """Clips per hour of a study (``batch``), one clip at a time against ``batch_size`` clips together.
+
+    Per mode, the lean loop samples 1 clip, then ``batch_size`` clips with distinct prompts and
+    seeds together (:meth:`restoration.decoding.LeanDecoder.sample_batch`, the thread policy of
+    ``batch``), for ``steps`` token steps (default: a whole clip). A clip then costs its share
+    of the sampling, ``step time × tokens per clip / clips``, plus what each clip pays alone:
+    EnCodec decoding (timed on one clip) and the rest of the pipeline,
+    :func:`restoration.pipeline.run_generated` and writing its folder (Demucs, gating,
+    metrics, figures; timed once on ``clip``, the same for every mode). ``clips_per_hour`` =
+    3600 / that. Weight packing for a new row count is paid once per study and left out.
+    """
+    import torch
+
+    from . import generation
+    from .batch import auto_batch_size
+    from .device import pick_device
+    from .musicgen.streaming import decode_codes
+    from .musicgen.threads import LoopThreads
+    from .outputs import write_report
+    from .pipeline import run_generated
+    from .settings import GenerationSettings
+
+    size = int(batch_size or auto_batch_size(pick_device()))
+    tokens = generation.tokens_for_duration(duration_s)
+    timed_steps = min(int(steps or tokens), tokens)
+    audio, rate = clip
+    with tempfile.TemporaryDirectory(prefix="restoration-bench-study-") as tmp:
+        start = time.perf_counter()
+        report = run_generated(audio, rate, prompt=PROMPT, generation=GenerationSettings(duration_s=duration_s))
+        write_report(report, Path(tmp) / "clip")
+        finish_s = time.perf_counter() - start
+    result = {
+        "method": "sampling timed over the steps below at 1 clip and at the batch size, per clip: step time × "
+                  "tokens / clips; plus EnCodec decoding and the rest of the pipeline (run_generated + writing "
+                  "the folder), timed once; clips_per_hour = 3600 / the sum",
+        "duration_s": duration_s, "tokens_per_clip": tokens, "timed_steps": timed_steps, "batch_size": size,
+        "finish_s": round(finish_s, 3), "modes": {},
+    }
+    for mode in modes:
+        bundle = generation.load_musicgen(mode=mode)
+        if bundle.decoder is None:
+            result["modes"][mode] = {"skipped": "the lean token loop does not support this model"}
+            continue
+        rows = {}
+        decode_s = None
+        for clips in (1, size) if size > 1 else (1,):
+            prompts = []
+            for i in range(clips):
+                inputs = bundle.processor(text=[f"{PROMPT}, take {i + 1}"], padding=True, return_tensors="pt")
+                prompts.append((inputs["input_ids"], inputs["attention_mask"]))
+            generators = [torch.Generator().manual_seed(i) for i in range(clips)]
+            bundle.decoder.prepare_rows(2 * clips)
+            threads = LoopThreads(bundle, rows=2 * clips)
+            log(f"[bench]   {mode}: {clips} clip(s) together, {timed_steps} steps…")
+            start = time.perf_counter()
+            with threads:
+                codes = bundle.decoder.sample_batch(prompts, steps=timed_steps, guidance_scale=3.0, temperature=1.0,
+                                                    top_k=250, generators=generators,
+                                                    on_step=lambda tokens: threads.step())
+            step_s = (time.perf_counter() - start) / timed_steps
+            if decode_s is None:
+                full = torch.zeros((1, 1, bundle.num_codebooks, tokens - bundle.delay_frames), dtype=torch.long)
+                full[..., : codes[0].shape[-1]] = codes[0]
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    decode_codes(bundle, full)
+                decode_s = time.perf_counter() - start
+            clip_s = step_s * tokens / clips + decode_s + finish_s
+            rows[str(clips)] = {"clips": clips, "step_ms": round(1000 * step_s, 1),
+                                "sampling_s_per_clip": round(step_s * tokens / clips, 2),
+                                "clip_s": round(clip_s, 2), "clips_per_hour": round(3600 / clip_s, 1),
+                                "load_avg": _loadavg()}
+            log(f"[bench]     {1000 * step_s:.0f} ms/step → {rows[str(clips)]['clips_per_hour']:.0f} clips/hour")
+        entry = {"decode_s": round(decode_s, 3), "by_batch": rows}
+        if size > 1:
+            entry["batch_speedup"] = round(rows[str(size)]["clips_per_hour"] / rows["1"]["clips_per_hour"], 2)
+            entry["sampling_speedup"] = round(rows["1"]["sampling_s_per_clip"] / rows[str(size)]["sampling_s_per_clip"],
+                                              2)
+        result["modes"][mode] = entry
+    return result
+
+
+def demucs_batch_check(audio, sample_rate: int, *, batch: int = 2) -> dict:
+    """Demucs on ``batch`` clips at once against one at a time: one training segment each, warm, timed.
+
+    Says whether ``batch`` should separate clips together. The model is called directly on
+    ``(batch, channels, segment)`` inputs built from ``audio`` (resampled, 44.1 kHz stereo).
+    """
+    import torch
+
+    from . import separation
+
+    model = separation.load_demucs()
+    model = getattr(model, "models", [model])[0]
+    length = int(round(float(getattr(model, "segment", 7.8)) * model.samplerate))
+    mono = torch.as_tensor(audio, dtype=torch.float32).mean(0)
+    mono = torch.nn.functional.interpolate(mono[None, None], scale_factor=model.samplerate / sample_rate,
+                                           mode="linear")[0, 0]
+    segment = torch.zeros(length)
+    segment[: min(length, mono.shape[-1])] = mono[:length]
+    one = segment.expand(model.audio_channels, -1)[None].contiguous()
+    many = one.expand(batch, -1, -1).contiguous()
+
+    def timed(fn):
+        fn()  # warm
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    with torch.inference_mode():
+        alone = timed(lambda: [model(one) for _ in range(batch)])
+        together = timed(lambda: model(many))
+    faster = together < alone * 0.95
+    return {"batch": batch, "segment_s": round(length / model.samplerate, 2), "one_at_a_time_s": round(alone, 3),
+            "together_s": round(together, 3), "speedup": round(alone / together, 2),
+            "verdict": (f"{batch} clips together are faster: worth batching" if faster else
+                        f"{batch} clips together are not faster than one at a time here: batch separates "
+                        "each clip alone")}
 
 
 def _read_clip(path: Path) -> tuple:
@@ -801,6 +961,23 @@ def format_table(result: dict) -> str:
                      f"{fidelity['top1_agreement']:.3f} (per codebook {fidelity['top1_agreement_per_codebook']}), "
                      f"mean cosine {fidelity['mean_cosine']:.4f}, sampling-distribution total variation "
                      f"{fidelity.get('mean_total_variation', float('nan')):.3f} — {state}")
+    for point in fidelity.get("schemes", []):
+        lines.append(f"  int8 scheme {point['scheme']:8s} agreement {point['top1_agreement']:.3f}, TV "
+                     f"{point['mean_total_variation']:.3f}, {point['teacher_forced_ms_per_token']:.0f} ms/token "
+                     "(teacher forcing, 1 thread)")
+    study = result.get("study")
+    if study:
+        lines.append(f"study throughput ({study['duration_s']:g} s clips, batch {study['batch_size']}, "
+                     f"{study['timed_steps']} steps timed; rest of the pipeline {study['finish_s']:.1f} s a clip):")
+        for mode, entry in study["modes"].items():
+            if "by_batch" not in entry:
+                lines.append(f"  {mode}: {entry.get('skipped')}")
+                continue
+            cells = "; ".join(f"{row['clips']} at a time: {row['step_ms']:.0f} ms/step, {row['clips_per_hour']:.0f} "
+                              f"clips/hour" for row in entry["by_batch"].values())
+            lines.append(f"  {mode}: {cells}" + (f" → {entry['batch_speedup']}×" if "batch_speedup" in entry else ""))
+        if study.get("demucs_batch"):
+            lines.append(f"  Demucs: {study['demucs_batch']['verdict']} ({study['demucs_batch']['speedup']}×)")
     segment = result["demucs_segment"]
     lines.append(f"Demucs segment ({segment['model']}, {segment['clip_s']:g} s clip):")
     for row in segment["rows"]:
@@ -819,4 +996,10 @@ def format_table(result: dict) -> str:
                      f"warm-up): {clicks}")
     lines.append(f"start-up: `python -m restoration --help` {result['startup']['cli_help_s']:.2f} s "
                  f"(bare interpreter {result['startup']['bare_python_s']:.2f} s)")
+    study = result.get("study_ray")
+    if study:
+        runs = "; ".join(f"{name.replace('_', ' ')}: {run['clips_per_hour']:.0f} clips/hour ({run['wall_s']:.0f} s, "
+                         f"median clip {run['median_clip_s']:.1f} s)" for name, run in study["runs"].items())
+        lines.append(f"study of {study['clips']} clips × {study['duration_s']:g} s ({study['mode']}), whole `batch` "
+                     f"commands: {runs}")
     return "\n".join(lines)

@@ -25,7 +25,8 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
     out = tmp_path / "bench.json"
     env = {"MUSICGEN_MODEL": str(tiny_musicgen_dir), "DEMUCS_MODEL": "demucs_unittest",
            "RESTORATION_DATA_DIR": str(tmp_path / "data")}
-    result = run_bench(["--models", "configured", "--duration", "1", "--json", "--out", out], env=env)
+    result = run_bench(["--models", "configured", "--duration", "1", "--study-steps", "10", "--json", "--out", out],
+                       env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     printed = json.loads(result.stdout)
     assert json.loads(out.read_text()) == printed
@@ -38,16 +39,17 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
     assert bench["models"]["musicgen"]["id"] == str(tiny_musicgen_dir)
     assert bench["models"]["demucs"]["model"] == "demucs_unittest"
 
-    # Whole processes: stock, exact, fast — wall, CPU, peak RSS and stage timings, all positive.
-    assert set(bench["runs"]) == {"stock", "exact", "fast"}
+    # Whole processes: stock, exact, fast without and with its prepared weights on disk — wall, CPU,
+    # peak RSS and stage timings, all positive.
+    assert set(bench["runs"]) == {"stock", "exact", "fast_cold", "fast"}
     for kind, summary in bench["summary"].items():
         assert summary["wall_s"] > 0 and summary["cpu_s"] > 0 and summary["peak_rss_mb"] > 50, kind
         assert summary["stages_s"] and all(v >= 0 for v in summary["stages_s"].values()), kind
     assert {"imports", "model loading", "generate", "demucs apply_model", "noisereduce",
             "librosa metrics + 3 Mel plots"} <= set(bench["summary"]["stock"]["stages_s"])
-    for mode in ("exact", "fast"):
+    for mode in ("exact", "fast_cold", "fast"):
         run = bench["runs"][mode][0]
-        assert run["generation_mode"] == mode
+        assert run["generation_mode"] == mode.split("_")[0]
         assert {"generating", "demucs", "metrics", "plots", "total"} <= set(run["stages_s"])
         assert run["stages_s"]["total"] <= run["wall_s"]
         assert bench["speedup_vs_stock"][mode] > 0
@@ -56,7 +58,8 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
         assert run["restoration_process_peak_rss_mb"] > 50
         assert bench["summary"][mode]["restoration_process_peak_rss_mb"] > 50
     assert {"exact_speedup", "fast_speedup", "fast_wall", "metrics_plots_warm", "app_fast_results",
-            "app_first_sound"} == set(bench["targets"])
+            "app_first_sound", "fast_agreement", "fast_total_variation", "fast_ms_per_token", "batch_speedup_exact",
+            "batch_speedup_fast"} == set(bench["targets"])
     assert all(isinstance(check["met"], bool) for check in bench["targets"].values())
 
     # Fast against exact on the same tokens.
@@ -65,6 +68,28 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
     assert -1.0 <= fidelity["mean_cosine"] <= 1.0 and fidelity["positions"] > 0
     assert 0.0 <= fidelity["mean_total_variation"] <= 1.0
     assert fidelity["drifts"] == (fidelity["top1_agreement"] < fidelity["threshold"])
+    # Every int8 scheme on the same tokens: the trade-off curve, fast's own scheme first.
+    from restoration.decoding import DEFAULT_INT8_SCHEME, INT8_SCHEMES
+
+    assert [point["scheme"] for point in fidelity["schemes"]][0] == DEFAULT_INT8_SCHEME
+    assert {point["scheme"] for point in fidelity["schemes"]} == set(INT8_SCHEMES)
+    for point in fidelity["schemes"]:
+        assert 0.0 <= point["top1_agreement"] <= 1.0 and 0.0 <= point["mean_total_variation"] <= 1.0
+        assert point["teacher_forced_ms_per_token"] > 0
+    assert fidelity["top1_agreement"] == fidelity["schemes"][0]["top1_agreement"]
+
+    # Study throughput: clips per hour one at a time and in a batch, per mode, from timed parts.
+    study = bench["study"]
+    assert study["batch_size"] >= 2 and study["tokens_per_clip"] == 53 and study["finish_s"] > 0
+    for mode in ("exact", "fast"):
+        entry = study["modes"][mode]
+        assert set(entry["by_batch"]) == {"1", str(study["batch_size"])}
+        for row in entry["by_batch"].values():
+            assert row["step_ms"] > 0 and abs(row["clips_per_hour"] * row["clip_s"] / 3600 - 1) < 0.01
+        assert entry["batch_speedup"] == round(entry["by_batch"][str(study["batch_size"])]["clips_per_hour"]
+                                               / entry["by_batch"]["1"]["clips_per_hour"], 2)
+    demucs_batch = study["demucs_batch"]
+    assert demucs_batch["one_at_a_time_s"] > 0 and demucs_batch["together_s"] > 0 and demucs_batch["verdict"]
 
     # Demucs: the model's own segment and shorter ones, timed, with their difference.
     rows = bench["demucs_segment"]["rows"]
@@ -76,6 +101,13 @@ def test_bench_on_tiny_models_reports_every_measurement(tmp_path, tiny_musicgen_
     assert figures["versions"] == ["input", "demucs", "spectral_gating"]
     assert figures["warm_s"] > 0 and figures["metrics_s"] > 0 and figures["figures_s"] > 0
     assert bench["startup"]["cli_help_s"] > 0
+
+    # A small study as whole `batch` commands: the local loop and a local Ray with 2 workers.
+    study = bench["study_ray"]
+    assert set(study["runs"]) == {"local", "ray_2_workers"} and study["clips"] == 4
+    for name, run in study["runs"].items():
+        assert abs(run["clips_per_hour"] * run["wall_s"] / 3600 - 4) < 0.05, name  # 4 clips in the wall time
+        assert 0 < run["median_clip_s"] < run["wall_s"], name
 
     # The app, warm: its own warm-up loaded both models, then two Generate clicks streamed first sound.
     app = bench["app_warm"]
