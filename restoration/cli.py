@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extension_commands():
     """Command groups that live in their own modules (benchmark, listening test)."""
     registers = []
-    for module in ("bench", "listening.cli", "groundtruth"):
+    for module in ("bench", "listening.cli", "groundtruth_cli"):
         try:
             mod = __import__(f"restoration.{module}", fromlist=["register"])
         except ModuleNotFoundError as exc:
