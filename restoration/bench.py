@@ -187,7 +187,7 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
         if clip_path is not None:
             clip = _read_clip(clip_path)
         log("[bench] study throughput: clips sampled one at a time and together…")
-        study = study_throughput(modes=modes, duration_s=duration_s, batch_size=batch_size, steps=study_steps,
+        study = batch_study(modes=modes, duration_s=duration_s, batch_size=batch_size, steps=study_steps,
                                  clip=clip, log=log)
         log("[bench] Demucs segment check…")
         segment = demucs_segment_check(*clip)
@@ -593,14 +593,16 @@ def _int8_decoder(scheme: str):
     from . import decoding, generation
     from .musicgen.threads import torch_threads
 
-    with torch_threads(1):
+    from .musicgen.loading import quiet_transformers
+
+    with torch_threads(1), quiet_transformers():
         model = MusicgenForConditionalGeneration.from_pretrained(generation.current_model_id(), dtype=torch.float32)
         model.eval()
         fused = decoding.quantize_int8(model, scheme=scheme)
         return decoding.prepare(model, fused_int8=fused)
 
 
-def study_throughput(*, modes, duration_s: float, batch_size: int | None, steps: int | None, clip: tuple,
+def batch_study(*, modes, duration_s: float, batch_size: int | None, steps: int | None, clip: tuple,
                      log=print) -> dict:
     """Clips per hour of a study (``batch``), one clip at a time against ``batch_size`` clips together.
 
@@ -688,7 +690,8 @@ def demucs_batch_check(audio, sample_rate: int, *, batch: int = 2) -> dict:
     """Demucs on ``batch`` clips at once against one at a time: one training segment each, warm, timed.
 
     Says whether ``batch`` should separate clips together. The model is called directly on
-    ``(batch, channels, segment)`` inputs built from ``audio`` (resampled, 44.1 kHz stereo).
+    ``(batch, channels, frames)`` inputs built from ``audio`` (resampled to the model's rate,
+    its channels), one segment or the clip long, whichever is shorter.
     """
     import torch
 
@@ -696,10 +699,11 @@ def demucs_batch_check(audio, sample_rate: int, *, batch: int = 2) -> dict:
 
     model = separation.load_demucs()
     model = getattr(model, "models", [model])[0]
-    length = int(round(float(getattr(model, "segment", 7.8)) * model.samplerate))
     mono = torch.as_tensor(audio, dtype=torch.float32).mean(0)
     mono = torch.nn.functional.interpolate(mono[None, None], scale_factor=model.samplerate / sample_rate,
                                            mode="linear")[0, 0]
+    # One training segment, or the clip if shorter (an HT model pads a shorter input to its segment).
+    length = min(int(round(float(getattr(model, "segment", 7.8)) * model.samplerate)), int(mono.shape[-1]))
     segment = torch.zeros(length)
     segment[: min(length, mono.shape[-1])] = mono[:length]
     one = segment.expand(model.audio_channels, -1)[None].contiguous()

@@ -38,7 +38,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LeanDecoder", "prepare", "quantize_int8", "supports", "unsupported_generation_options"]
+__all__ = ["INT8_SCHEMES", "Int8RowsLinear", "LeanDecoder", "int8_rows", "int8_weights", "prepare",
+           "quantize_int8", "supports", "unsupported_generation_options"]
 
 #: called after every step with the token matrix so far, ``(codebooks, steps + 1)``
 StepCallback = Callable[[torch.Tensor], None]
@@ -108,6 +109,9 @@ class _Linear:
     MKL's packed GEMM serves exactly the row count it was packed for; fewer rows are padded
     with zeros up to it (a step without CFG reuses the pair's packing instead of packing the
     weights a second time, 1.4 GB for musicgen-small), more rows use ``F.linear``.
+    :meth:`prepare` packs for ``max(rows, 2)`` rows, replacing a packing for another count
+    (a batch of clips packs for its ``2 × clips`` rows: twice as fast as ``F.linear`` at 16
+    rows here, and one packing at a time keeps the memory at one copy).
     """
 
     __slots__ = ("weight", "packed", "rows", "pack")
@@ -119,7 +123,9 @@ class _Linear:
         self.pack = pack and self.weight.device.type == "cpu" and self.weight.dtype == torch.float32
 
     def prepare(self, rows: int) -> None:
-        if self.pack and self.packed is None:
+        rows = max(int(rows), 2)
+        if self.pack and rows != self.rows:
+            self.packed = None  # free the old packing before making the new one
             self.packed = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, rows)
             self.rows = rows
 
@@ -195,61 +201,170 @@ def _maps(modules, *, pack: bool, fused_int8: dict):
     return _Concat([_Module(m) for m in modules])
 
 
-def quantize_int8(model) -> dict:
+#: int8 schemes for ``fast`` (weights int8 with one scale per output channel in all of them):
+#:
+#: - ``"split"``: every row's activations are mapped onto [−1, 1] on their own and quantized, and
+#:   their quantization error goes through the same int8 product as extra rows: ~14-bit
+#:   activations, so the arithmetic is that of int8 *weights* only (fp32 activations).
+#: - ``"rows"``: the same, without the error rows (7-bit activations, one range per row).
+#: - ``"dynamic"``: torch's dynamic quantization (7-bit activations, one range per call, shared
+#:   by every row of the call: the classifier-free-guidance pair, or a whole batch).
+INT8_SCHEMES = ("split", "rows", "dynamic")
+DEFAULT_INT8_SCHEME = "split"
+
+
+def quantize_int8(model, *, scheme: str = DEFAULT_INT8_SCHEME, weights: dict | None = None,
+                  keep_fp32: tuple[str, ...] = ()) -> dict:
     """int8-quantize, in place, every ``nn.Linear`` of the MusicGen decoder that runs once per token.
 
-    Each becomes a ``torch.ao.nn.quantized.dynamic.Linear`` (weights int8 with one symmetric
-    scale per output channel, ``scale = max|w| / 127.5``; activations quantized per call): the
-    scheme of ``quantize_dynamic`` with ``per_channel_dynamic_qconfig``, built directly, which
-    takes about half the time (no observers). The cross-attention key/value projections
-    run once per prompt, not per token, so they keep fp32 weights (no speed to gain, only
-    precision to lose). The query and output projections become int8 like the rest: folding
-    them in fp32 into the prompt's keys and values, as ``exact`` does
-    (:meth:`LeanDecoder.encode_prompt`), made an int8 step slower (39–41 ms against 35–36
-    ms for musicgen-small on 2 cores), though it reads about as many bytes.
+    Weights become int8 with one symmetric scale per output channel (``scale = max|w| / 127.5``),
+    products run in FBGEMM's int8 kernels; ``scheme`` (one of :data:`INT8_SCHEMES`) says how
+    activations are quantized (:class:`Int8RowsLinear` for ``"split"`` and ``"rows"``; a
+    ``torch.ao.nn.quantized.dynamic.Linear`` for ``"dynamic"``). The cross-attention key/value
+    projections run once per prompt, not per token, so they keep fp32 weights (no speed to gain,
+    only precision to lose). The query and output projections become int8 like the rest:
+    folding them in fp32 into the prompt's keys and values, as ``exact`` does
+    (:meth:`LeanDecoder.encode_prompt`), made an int8 step slower, though it reads about as
+    many bytes.
+
+    ``weights`` (from :func:`int8_weights` of an earlier run, e.g. a prepared-weights cache)
+    skips the rounding: ``{module name: (int8 rows, per-row scales)}``. Modules whose name (in
+    the decoder) starts with one of ``keep_fp32`` stay fp32.
 
     Returns the fused products for :class:`LeanDecoder`: each layer's q/k/v and the LM heads
     as one int8 Linear, keyed by the ids of the modules it stands for. Their int8 rows and
-    scales are those of the modules, concatenated; an activation is quantized once for all,
-    so a fused output equals the modules' outputs concatenated, bit for bit, in one call
-    instead of several (5 ms of a 49 ms step for musicgen-small).
+    scales are those of the modules, concatenated, and every activation row is quantized the
+    same way for all of them, so a fused output equals the modules' outputs concatenated, bit
+    for bit, in one call instead of several.
     """
     import warnings
 
+    if scheme not in INT8_SCHEMES:
+        raise ValueError(f"int8 scheme must be one of {INT8_SCHEMES}, got {scheme!r}")
     decoder = model.decoder
     layers = decoder.model.decoder.layers
     skip = set()
     for layer in layers:
         ca = layer.encoder_attn
         skip.update({id(ca.k_proj), id(ca.v_proj)})
+    names = {id(m): name for name, m in decoder.named_modules()}
     targets = [
         (parent, name, child)
         for parent in decoder.modules()
         for name, child in parent.named_children()
         if type(child) is torch.nn.Linear and id(child) not in skip
+        and not names[id(child)].startswith(tuple(keep_fp32) or ("\0",))
     ]
+    kept = {id(c) for _, _, c in targets}
     groups = [[layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj] for layer in layers]
     groups.append(list(decoder.lm_heads))
+    groups = [group for group in groups if all(id(m) in kept for m in group)]
     if not all(m.bias is None for group in groups for m in group):
         groups = []
 
     def quantize(child):
-        weight = child.weight.detach()
-        scale = weight.abs().amax(dim=1).clamp_min(1e-8) / 127.5
-        ints = torch.round(weight / scale[:, None]).clamp_(-128, 127).to(torch.int8)
-        return ints, scale.double()
+        if weights is not None and names[id(child)] in weights:
+            return weights[names[id(child)]]
+        return int8_rows(child.weight.detach())
 
+    build = _int8_linear if scheme == "dynamic" else (lambda parts, bias: Int8RowsLinear.from_parts(
+        parts, bias, split=scheme == "split"))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch 2.13 marks torch.ao quantization deprecated; it still works
         quantized = dict(zip((id(c) for _, _, c in targets), _parallel_map(quantize, [c for _, _, c in targets])))
         jobs = [([quantized[id(c)]], c.bias) for _, _, c in targets]
         jobs += [([quantized[id(m)] for m in group], None) for group in groups]
-        built = _parallel_map(lambda job: _int8_linear(*job), jobs)
+        built = _parallel_map(lambda job: build(*job), jobs)
     replaced = {}
     for (parent, name, child), qlinear in zip(targets, built):
         setattr(parent, name, qlinear)
+        qlinear.int8_parts = quantized[id(child)]  # what int8_weights hands to a cache
         replaced[id(child)] = qlinear
+    model.int8_scheme = scheme
     return {tuple(id(replaced[id(m)]) for m in group): fused for group, fused in zip(groups, built[len(targets):])}
+
+
+def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ints, scales)``: ``weight ≈ ints · scales[:, None]``, int8 with one symmetric scale per row.
+
+    ``scale = max|w_row| / 127.5`` (floored at 1e-8), ``ints = clamp(round(w / scale), −128, 127)``;
+    the largest weight of a row lands on ±127 (±127.5 rounds to ±128, clamped): error ≤ scale / 2.
+    """
+    scale = weight.abs().amax(dim=1).clamp_min(1e-8) / 127.5
+    ints = torch.round(weight / scale[:, None]).clamp_(-128, 127).to(torch.int8)
+    return ints, scale.double()
+
+
+def int8_weights(model) -> dict:
+    """``{module name: (int8 rows, scales)}`` of the decoder's int8 Linears (after :func:`quantize_int8`)."""
+    return {name: module.int8_parts for name, module in model.decoder.named_modules()
+            if getattr(module, "int8_parts", None) is not None}
+
+
+class Int8RowsLinear(torch.nn.Module):
+    """``y = x · Wᵀ (+ b)`` with ``W`` int8 per output channel and each activation row quantized on its own.
+
+    FBGEMM's dynamic int8 product quantizes its whole input with one range. Here every row
+    ``x`` is first mapped onto [−1, 1] by its own affine map, ``x̂ = (x − c) / h`` with
+    ``c = (max + min) / 2`` and ``h = (max − min) / 2``, and one extra row ``(−1, 1, 0, …)``
+    pins the range FBGEMM sees to exactly [−1, 1]. It then quantizes with step
+    ``s = 2 / 127`` (7 bits: without VNNI, FBGEMM's u8·s8 pair sums saturate int16 at 8 bits)
+    and the output is undone row by row: ``y = h · (Ŵ x̂) + c · Ŵ·1``, ``Ŵ·1`` the
+    dequantized weights' row sums. Rows never share a range, so a row's output is the same,
+    bit for bit, whatever else is in the batch (integer sums are exact).
+
+    With ``split``, each row's quantization error ``x̂ − s · round(x̂ / s)`` (within ±s/2)
+    is scaled by ``2 / s`` and sent through the same product as extra rows, and their output
+    is added back times ``s / 2``: activations carry ~14 bits, so what remains is the error of
+    the int8 weights. The weights are read once for all rows.
+    """
+
+    STEP = 2.0 / 127.0
+
+    def __init__(self, ints: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None = None, *,
+                 split: bool = True):
+        super().__init__()
+        self.out_features, self.in_features = int(ints.shape[0]), int(ints.shape[1])
+        self.split = bool(split)
+        zeros = torch.zeros(ints.shape[0], dtype=torch.long)
+        qweight = torch._make_per_channel_quantized_tensor(ints, scales.double(), zeros, 0)
+        self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self.register_buffer("weight_sum", (ints.float().sum(1) * scales.float()), persistent=False)
+        self.register_buffer("bias", None if bias is None else bias.detach().float(), persistent=False)
+        pin = torch.zeros(1, self.in_features)
+        pin[0, 0], pin[0, min(1, self.in_features - 1)] = -1.0, 1.0
+        self.register_buffer("pin", pin, persistent=False)
+        self.int8_parts = None
+
+    @classmethod
+    def from_parts(cls, parts: list, bias, *, split: bool) -> "Int8RowsLinear":
+        """One product from ``(int8 rows, scales)`` parts stacked in order (a fused q/k/v, the LM heads)."""
+        ints = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        scales = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        return cls(ints, scales, bias, split=split)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, self.in_features).float()
+        rows = x.shape[0]
+        low, high = torch.aminmax(x, dim=1, keepdim=True)
+        center = (high + low) * 0.5
+        half = ((high - low) * 0.5).clamp_min_(1e-20)
+        unit = ((x - center) / half).clamp_(-1.0, 1.0)
+        if self.split:
+            step = self.STEP
+            error = (unit - torch.round(unit * (1.0 / step)).clamp_(-64.0, 63.0) * step) * (2.0 / step)
+            y = torch.ops.quantized.linear_dynamic(torch.cat([unit, error, self.pin]), self._packed, True)
+            out = torch.add(y[:rows], y[rows : 2 * rows], alpha=step / 2.0)
+        else:
+            out = torch.ops.quantized.linear_dynamic(torch.cat([unit, self.pin]), self._packed, True)[:rows]
+        out = torch.addcmul(center * self.weight_sum, out, half)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, split={self.split}"
 
 
 def _int8_linear(parts: list, bias):
@@ -390,30 +505,41 @@ class LeanDecoder:
 
     # ------------------------------------------------------------------ one step
 
-    def _step(self, ids: torch.Tensor, position: int, rows: int, cross: list, cache: list) -> torch.Tensor:
-        """Logits ``(rows, codebooks, vocab)`` for the token column ``ids`` (codebooks,) at ``position``."""
-        h = self.embed[0][ids[0]]
+    def _step(self, ids: torch.Tensor, position: int, guided: bool, cross: list, cache: list) -> torch.Tensor:
+        """Logits ``(rows, codebooks, vocab)`` for the token columns ``ids`` ``(clips, codebooks)`` at ``position``.
+
+        Rows are the clips' conditional rows, then (``guided``) their null-text rows in the
+        same order. ``cross[c]`` is clip ``c``'s :meth:`encode_prompt`.
+        """
+        clips = ids.shape[0]
+        h = self.embed[0][ids[:, 0]]
         for k in range(1, self.num_codebooks):
-            h = h + self.embed[k][ids[k]]
+            h = h + self.embed[k][ids[:, k]]
         h = h + self.positions.weights[position].to(h.dtype)
-        h = h.expand(rows, self.hidden).contiguous()  # CFG rows share their tokens
+        h = torch.cat([h, h]) if guided else h.contiguous()  # CFG rows share their clip's tokens
+        rows = h.shape[0]
         heads, hd, d = self.heads, self.head_dim, self.hidden
         end = position + 1
-        for w, (kind, c1, c2), (kc, vc) in zip(self.layers, cross, cache):
+        for index, (w, (kc, vc)) in enumerate(zip(self.layers, cache)):
             x = F.layer_norm(h, *w.ln1)
             q, k, v = w.qkv(x).view(rows, 3, heads, hd).unbind(1)
             kc[:, :, position] = k
             vc[:, :, position] = v
             att = F.scaled_dot_product_attention(q.unsqueeze(2), kc[:, :, :end], vc[:, :, :end])
             h = h + w.o(att.reshape(rows, d))
-            # Cross-attention, conditional row only (the null text gives the other row exactly 0).
-            x = F.layer_norm(h[:1], *w.ln2)
-            if kind == "folded":  # c1 = A, c2 = B (see encode_prompt)
-                weights = torch.softmax(torch.mm(x, c1).view(heads, -1), dim=-1)
-                h[:1] += torch.mm(weights.view(1, -1), c2)
-            else:  # c1, c2 = keys, values
-                att = F.scaled_dot_product_attention(w.cross_q(x).view(1, heads, 1, hd), c1, c2)
-                h[:1] += w.cross_o(att.reshape(1, d))
+            # Cross-attention, conditional rows only (the null text gives the others exactly 0).
+            x = F.layer_norm(h[:clips], *w.ln2)
+            keyed = [c for c in range(clips) if cross[c][index][0] == "keys"]
+            for c in range(clips):
+                kind, c1, c2 = cross[c][index]
+                if kind == "folded":  # c1 = A, c2 = B (see encode_prompt)
+                    weights = torch.softmax(torch.mm(x[c : c + 1], c1).view(heads, -1), dim=-1)
+                    h[c : c + 1] += torch.mm(weights.view(1, -1), c2)
+            if keyed:  # c1, c2 = keys, values; the projections run once for all such clips
+                queries = w.cross_q(x[keyed]).view(len(keyed), heads, 1, hd)
+                att = torch.cat([F.scaled_dot_product_attention(queries[j : j + 1], *cross[c][index][1:])
+                                 for j, c in enumerate(keyed)])
+                h[keyed] += w.cross_o(att.reshape(len(keyed), d))
             x = F.layer_norm(h, *w.ln3)
             h = h + w.fc2(F.gelu(w.fc1(x)))
         h = F.layer_norm(h, *self.final_norm)
@@ -468,36 +594,70 @@ class LeanDecoder:
         token); it may raise to cancel. ``on_logits(step, logits)`` receives each step's fp32
         logits ``(rows, codebooks, vocab)`` (row 0 conditional, row 1 null text) before sampling.
         """
+        codes = self.sample_batch(
+            [(input_ids, attention_mask)], steps=steps, guidance_scale=guidance_scale, temperature=temperature,
+            top_k=top_k, generators=[generator], on_step=None if on_step is None else (lambda t: on_step(t[0])),
+            on_logits=on_logits,
+        )
+        return codes[0]
+
+    @torch.inference_mode()
+    def sample_batch(
+        self,
+        prompts: list[tuple[torch.Tensor, torch.Tensor]],
+        *,
+        steps: int,
+        guidance_scale: float,
+        temperature: float,
+        top_k: int,
+        generators: list[torch.Generator],
+        on_step: StepCallback | None = None,
+        on_logits: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Sample ``steps`` token columns for several prompts at once; their codes, each ``(1, 1, codebooks, frames)``.
+
+        ``prompts`` are ``(input_ids, attention_mask)`` pairs of one prompt each (encoded on
+        their own, as a single run encodes them); clip ``c`` draws from ``generators[c]`` only.
+        Every weight is read once per step for all ``2 × clips`` rows. Rows never mix: clip ``c``
+        gets the tokens :meth:`sample` gives its prompt with ``generators[c]``, up to the float
+        rounding of a product over more rows (int8 :class:`Int8RowsLinear` rows: bit for bit).
+        ``on_step(tokens)`` gets ``(clips, codebooks, step + 2)``; ``on_logits(step, logits)``
+        gets ``(rows, codebooks, vocab)``, the clips' conditional rows first.
+        """
+        clips = len(prompts)
+        if clips == 0 or len(generators) != clips:
+            raise ValueError("sample_batch needs one generator per prompt, and at least one prompt")
         guided = guidance_scale is not None and guidance_scale > 1
-        rows = 2 if guided else 1
+        rows = clips * (2 if guided else 1)
         self.prepare_rows(rows)
-        cross = self.encode_prompt(input_ids, attention_mask)
+        cross = [self.encode_prompt(ids, mask) for ids, mask in prompts]
         pattern, start, pad = self.delay_pattern(steps)
         tokens = pattern.clone()
         tokens[:, 0] = torch.where(pattern[:, 0] == -1, start, pattern[:, 0])
+        tokens = tokens.expand(clips, -1, -1).clone()  # (clips, codebooks, steps + 1)
         cache = self._new_cache(rows, steps + 1)
         for step in range(steps):
-            logits = self._step(tokens[:, step], step, rows, cross, cache).float()
+            logits = self._step(tokens[:, :, step], step, guided, cross, cache).float()
             if on_logits is not None:
                 on_logits(step, logits)
             if guided:
-                cond, uncond = logits[0], logits[1]
+                cond, uncond = logits[:clips], logits[clips:]
                 scores = uncond + (cond - uncond) * guidance_scale
             else:
-                scores = logits[0]
+                scores = logits
             if temperature is not None and temperature != 1.0:
                 scores = scores / temperature
             if top_k:
                 k = min(int(top_k), scores.shape[-1])
                 scores = scores.masked_fill(scores < torch.topk(scores, k)[0][..., -1, None], -float("inf"))
             probs = F.softmax(scores, dim=-1)
-            sampled = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
             column = pattern[:, step + 1]
-            tokens[:, step + 1] = torch.where(column == -1, sampled, column)
+            for c in range(clips):
+                sampled = torch.multinomial(probs[c], num_samples=1, generator=generators[c]).squeeze(1)
+                tokens[c, :, step + 1] = torch.where(column == -1, sampled, column)
             if on_step is not None:
-                on_step(tokens[:, : step + 2])
-        codes = tokens[tokens != pad].reshape(1, self.num_codebooks, -1)
-        return codes[None]
+                on_step(tokens[:, :, : step + 2])
+        return [tokens[c][tokens[c] != pad].reshape(1, self.num_codebooks, -1)[None] for c in range(clips)]
 
     @torch.inference_mode()
     def logits_for(
@@ -508,12 +668,12 @@ class LeanDecoder:
         ``tokens`` is ``(codebooks, steps + 1)`` as :meth:`sample` builds it (start column first,
         delay-pattern positions already set); row 0 is conditional, row 1 (with guidance) null-text.
         """
-        rows = 2 if guidance_scale is not None and guidance_scale > 1 else 1
-        self.prepare_rows(rows)
-        cross = self.encode_prompt(input_ids, attention_mask)
+        guided = guidance_scale is not None and guidance_scale > 1
+        self.prepare_rows(2 if guided else 1)
+        cross = [self.encode_prompt(input_ids, attention_mask)]
         steps = tokens.shape[1] - 1
-        cache = self._new_cache(rows, steps + 1)
-        return torch.stack([self._step(tokens[:, s], s, rows, cross, cache).float() for s in range(steps)])
+        cache = self._new_cache(2 if guided else 1, steps + 1)
+        return torch.stack([self._step(tokens[None, :, s], s, guided, cross, cache).float() for s in range(steps)])
 
 
 def prepare(model, *, rows: int = 2, fused_int8: dict | None = None) -> LeanDecoder:

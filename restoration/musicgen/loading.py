@@ -44,7 +44,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 
 __all__ = [
     "DEFAULT_MODEL_ID", "MODEL_ENV", "MusicgenBundle", "QUANTIZE_ENV", "clear_model_cache", "current_model_id",
-    "first_line", "load_musicgen", "model_status", "resolve_mode",
+    "first_line", "load_musicgen", "model_status", "quiet_transformers", "resolve_mode",
 ]
 
 
@@ -178,7 +178,7 @@ def _load(model_id: str, mode: str, device: str) -> MusicgenBundle:
             import torch
             from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
-            with _quiet_transformers():
+            with quiet_transformers():
                 model = MusicgenForConditionalGeneration.from_pretrained(str(source or model_id), dtype=torch.float32)
                 processor = AutoProcessor.from_pretrained(str(source or model_id))
             if not (hasattr(processor, "tokenizer") and hasattr(processor, "feature_extractor")):
@@ -255,7 +255,7 @@ def _int8_shapes(model) -> dict:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' warnings and its "Loading weights" bar for the block, then restore them.
 
     musicgen-small's own config makes transformers 5 warn that ``pad_token_id`` and

@@ -33,6 +33,8 @@ logger = logging.getLogger("restoration.generation")
 CACHE_ENV = "MUSICGEN_PREPARED_CACHE"
 #: Bump when the stored layout or the rounding of :func:`restoration.decoding.int8_rows` changes.
 FORMAT = 1
+#: Entries kept (other models, scheme or torch versions); older ones are deleted when one is written.
+MAX_ENTRIES = 3
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -130,6 +132,7 @@ def store_int8(key: str, weights: dict) -> Path | None:
             os.fsync(out.fileno())
         os.replace(tmp, path)
         tmp = None
+        _prune(folder, keep=path)
         return path
     except OSError as exc:  # a read-only or full disk: the cache is an optimisation, never a failure
         logger.warning("could not keep the prepared MusicGen weights in %s: %s", folder, exc)
@@ -137,6 +140,13 @@ def store_int8(key: str, weights: dict) -> Path | None:
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _prune(folder: Path, *, keep: Path) -> None:
+    """Delete all but the :data:`MAX_ENTRIES` newest entries (``keep``, just written, always stays)."""
+    entries = sorted(folder.glob("musicgen-int8-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [p for p in entries if p != keep][MAX_ENTRIES - 1 :]:
+        old.unlink(missing_ok=True)
 
 
 class _HashMemo:
@@ -169,6 +179,7 @@ class _HashMemo:
     def save(self) -> None:
         if not self.changed:
             return
+        self.entries = {name: entry for name, entry in self.entries.items() if Path(name).exists()}
         tmp = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
