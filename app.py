@@ -36,6 +36,7 @@ from restoration.app import examples, jobs, presentation
 from restoration.app.requests import MAX_SEED, RunRequest, max_upload_mb, prompt_request, restore_request
 from restoration.app.run_cache import RunResult, mark_keep, runs_root
 from restoration.errors import RestorationError
+from restoration.groundtruth_ui import groundtruth_tab
 from restoration.listening.admin_ui import admin_tab
 from restoration.listening.auth import private_paths
 from restoration.listening.pool import add_run_to_pool
@@ -582,6 +583,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Accordion("Advanced", open=False):
                     restore_controls = restoration_controls()
                 restore_panel = comparison_panel("Input (your audio)", "restore")
+            groundtruth_tab(run_lock=jobs.RUN_LOCK, concurrency_limit=RUN_LIMIT)  # the clean original is known
             with gr.Tab("Listening test", id="listening-link"):
                 gr.Markdown(LISTENING_LINK)
             admin_tab()  # the organiser's "Listening results" tab
