@@ -9,7 +9,9 @@
 - :mod:`.jobs` — :func:`~.jobs.stream_run` runs a request in a worker thread and yields
   progress, streamed audio and the result; stop events and the progress bar's stage weights;
 - :mod:`.presentation` — the metrics table, its notes, provenance and the model status text;
-- :mod:`.examples` — the example prompts and clips.
+- :mod:`.examples` — the example prompts and clips;
+- :mod:`.ground_truth` — the "Ground truth" tab: one clean clip degraded, restored and measured
+  against the original (:func:`restoration.groundtruth.run_clip`).
 
 Nothing here imports Gradio: the app layer's logic is testable without a browser.
 """
