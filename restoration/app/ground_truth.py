@@ -10,13 +10,13 @@ request is answered from disk. :func:`metrics_rows` and :func:`verdict` turn the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..hashing import text_sha256
 from ..reference_metrics import REFERENCE_METRIC_INFO
 from ..versions import CLEAN, DEGRADED, DEMUCS, FILES, GATING, GROUND_TRUTH_VERSIONS, TITLES
 
@@ -77,7 +77,7 @@ def _request_key(digest: str, degradation: str, seconds: float) -> str:
     models = [os.environ.get(k, "") for k in ("MUSICGEN_MODEL", "MUSICGEN_QUANTIZE", "DEMUCS_MODEL", "DEMUCS_REPO")]
     text = json.dumps({"audio": digest, "degradation": degradation, "seconds": round(float(seconds), 3),
                        "models": models, "layout": 1})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+    return text_sha256(text)[:20]
 
 
 def clean_clip(*, upload=None, builtin: str | None = None, seconds: float = DEFAULT_SECONDS):
