@@ -195,8 +195,8 @@ def cmd_batch(args) -> int:
     if cluster is not None:
         from .cluster import report, run_batch_on_ray
 
-        counts = run_batch_on_ray(args.prompts, args.out, seeds=args.seeds, generation=generation, demucs=demucs,
-                                  gating=gating, metrics=metrics, cluster=cluster)
+        counts = run_batch_on_ray(args.prompts, args.out, seeds=args.seeds, batch_size=args.batch_size,
+                                  generation=generation, demucs=demucs, gating=gating, metrics=metrics, cluster=cluster)
         return report(counts, args.out)
     if args.batch_size is not None and args.batch_size < 1:
         raise BadInputError(f"--batch-size must be ≥ 1, got {args.batch_size}")

@@ -163,10 +163,11 @@ def connect(cluster: ClusterSettings = ClusterSettings(), *, num_cpus: int | Non
 
 
 def worker_plan(resources: dict, cluster: ClusterSettings, *, clips: int) -> tuple[int, dict]:
-    """(number of workers, Ray actor options) for ``clips`` clips on a cluster with ``resources``.
+    """(number of workers, Ray actor options) for ``clips`` units of work on a cluster with ``resources``.
 
     One worker per GPU with ``num_gpus=1`` where there are GPUs; otherwise one per
-    ``cpus_per_worker`` CPUs. Never more workers than clips, never fewer than one.
+    ``cpus_per_worker`` CPUs. Never more workers than units (clips, or groups of clips sampled
+    together), never fewer than one.
     """
     gpus = int(resources.get("GPU", 0))
     cpus = float(resources.get("CPU", 1))
@@ -207,12 +208,17 @@ def runtime_env() -> dict:
 
 @dataclass(frozen=True)
 class BatchStudy:
-    """``batch``'s work: one prompt × seed per clip (:class:`restoration.batch.Job`)."""
+    """``batch``'s work: one prompt × seed per clip (:class:`restoration.batch.Job`).
+
+    ``batch_size`` clips are sampled together (:func:`restoration.batch.run_jobs`), in the same
+    groups as the local loop forms: consecutive runs of the clips still to do.
+    """
 
     generation: object
     demucs: object
     gating: object
     metrics: object
+    batch_size: int | None = 1
 
     def load(self) -> None:
         """Load MusicGen (in the study's mode) and Demucs into this process's model caches."""
@@ -226,6 +232,27 @@ class BatchStudy:
 
         return run_job(job, out_dir, generation=self.generation, demucs=self.demucs, gating=self.gating,
                        metrics=self.metrics)
+
+    def run_group(self, jobs: list, out_dir: Path) -> list[dict]:
+        """Sample the group together; if that raises, finish its unwritten clips one by one."""
+        if len(jobs) == 1:
+            return run_each(self, jobs, out_dir)
+        from .batch import run_jobs
+
+        outcomes, start = {}, time.perf_counter()
+
+        def on_clip(job) -> None:
+            nonlocal start
+            outcomes[job] = {"ok": True, "error": "", "seconds": time.perf_counter() - start}
+            start = time.perf_counter()
+
+        try:
+            run_jobs(jobs, out_dir, batch_size=len(jobs), generation=self.generation, demucs=self.demucs,
+                     gating=self.gating, metrics=self.metrics, on_clip=on_clip)
+        except Exception:  # one bad clip must cost only itself: the rest run alone, each recorded
+            rest = [job for job in jobs if job not in outcomes]
+            outcomes.update(zip(rest, run_each(self, rest, out_dir)))
+        return [outcomes[job] for job in jobs]
 
     def folder(self, job, out_dir: Path) -> Path:
         return job.folder(out_dir)
@@ -263,11 +290,16 @@ class GroundTruthStudy:
 
         check_models(list(self.model_jobs))
 
+    batch_size = 1
+
     def run(self, job, out_dir: Path) -> Path:
         from .groundtruth import run_clip
 
         run_clip(job, out_dir, self.settings)
         return job.folder(out_dir)
+
+    def run_group(self, jobs: list, out_dir: Path) -> list[dict]:
+        return run_each(self, jobs, out_dir)
 
     def folder(self, job, out_dir: Path) -> Path:
         return job.folder(out_dir)
@@ -305,15 +337,25 @@ class Worker:
     def ready(self) -> dict:
         return {"error": self.error, "load_s": self.load_s, "host": socket.gethostname(), "pid": os.getpid()}
 
-    def run(self, job, out_dir: str) -> dict:
-        start = time.perf_counter()
+    def run(self, jobs: list, out_dir: str) -> list[dict]:
+        """Run a group of clips; an outcome per clip (``ok``, ``error``, ``seconds``)."""
         if self.error is not None:
-            return {"ok": False, "error": _one_line(self.error), "seconds": 0.0}
+            return [{"ok": False, "error": _one_line(self.error), "seconds": 0.0} for _ in jobs]
+        return self.study.run_group(list(jobs), Path(out_dir))
+
+
+def run_each(study, jobs: list, out_dir: Path) -> list[dict]:
+    """Run the jobs one at a time; an exception is the failing clip's outcome, and the next goes on."""
+    outcomes = []
+    for job in jobs:
+        start = time.perf_counter()
         try:
-            self.study.run(job, Path(out_dir))
+            study.run(job, out_dir)
         except Exception as exc:  # recorded in failures.csv by the driver; the study goes on
-            return {"ok": False, "error": _one_line(exc), "seconds": time.perf_counter() - start}
-        return {"ok": True, "error": "", "seconds": time.perf_counter() - start}
+            outcomes.append({"ok": False, "error": _one_line(exc), "seconds": time.perf_counter() - start})
+        else:
+            outcomes.append({"ok": True, "error": "", "seconds": time.perf_counter() - start})
+    return outcomes
 
 
 def _one_line(exc: BaseException) -> str:
@@ -378,23 +420,31 @@ def run_study(study, jobs: list, out_dir, *, cluster: ClusterSettings = ClusterS
 def _run_on_workers(study, todo, out_dir, *, cluster, where, total, failures, show_progress, log, tqdm) -> dict:
     import ray
 
-    count, options = worker_plan(ray.cluster_resources(), cluster, clips=len(todo))
+    resources = ray.cluster_resources()
+    size = study.batch_size
+    if size is None:  # as the local loop: the default for the workers' device
+        from .batch import auto_batch_size
+
+        size = auto_batch_size("cuda" if resources.get("GPU", 0) > 0 else "cpu")
+    # The local loop's groups: consecutive runs of the clips to do; pop() takes them in plan order.
+    queue = [todo[i:i + size] for i in range(0, len(todo), size)][::-1]
+    count, options = worker_plan(resources, cluster, clips=len(queue))
     each = "1 GPU" if options.get("num_gpus") else f"{options['num_cpus']:g} CPU"
-    log(f"{where}: {count} worker{'s' if count != 1 else ''} × {each}, loading models…")
+    group = f", {size} clips sampled together" if size > 1 else ""
+    log(f"{where}: {count} worker{'s' if count != 1 else ''} × {each}{group}, loading models…")
     actor_class = ray.remote(Worker).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
                                              runtime_env={"env_vars": _worker_env()}, **options)
     actors = [actor_class.remote(study) for _ in range(count)]
     per_worker = {id(actor): 0 for actor in actors}
-    queue = list(reversed(todo))  # pop() takes the jobs in plan order
     # ObjectRef → (kind, job, actor). "start": the worker loaded its models (or could not);
-    # "clip": a clip's outcome; "probe": is a worker whose process died with its clip back?
+    # "clips": a group's outcomes; "probe": is a worker whose process died with its clips back?
     pending: dict = {actor.ready.remote(): ("start", None, actor) for actor in actors}
     ran = failed = 0
 
     def submit(actor) -> None:
         if queue:
-            job = queue.pop()
-            pending[actor.run.remote(job, str(out_dir))] = ("clip", job, actor)
+            group = queue.pop()
+            pending[actor.run.remote(group, str(out_dir))] = ("clips", group, actor)
 
     def drop(actor) -> None:
         actors.remove(actor)
@@ -403,12 +453,12 @@ def _run_on_workers(study, todo, out_dir, *, cluster, where, total, failures, sh
 
     bar = tqdm(total=total, initial=total - len(todo), unit="clip", disable=not show_progress)
     try:
-        while any(kind == "clip" for kind, _, _ in pending.values()) or (queue and pending):
+        while any(kind == "clips" for kind, _, _ in pending.values()) or (queue and pending):
             # A short timeout keeps the driver responsive to Ctrl-C while it waits.
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             if not done:
                 continue
-            kind, job, actor = pending.pop(done[0])
+            kind, group, actor = pending.pop(done[0])
             if kind in ("start", "probe"):
                 try:
                     info = ray.get(done[0])
@@ -422,23 +472,27 @@ def _run_on_workers(study, todo, out_dir, *, cluster, where, total, failures, sh
                     continue
                 submit(actor)
                 continue
-            per_worker[id(actor)] += 1
+            per_worker[id(actor)] += len(group)
             try:
-                outcome = ray.get(done[0])
+                outcomes = ray.get(done[0])
             except ray.exceptions.RayActorError as exc:
-                outcome = {"ok": False, "error": f"the worker process died running this clip: {_one_line(exc)}"}
+                died = f"the worker process died running this clip: {_one_line(exc)}"
+                outcomes = [{"ok": False, "error": died} for _ in group]
                 pending[actor.ready.remote()] = ("probe", None, actor)
                 actor = None
-            if outcome["ok"]:
-                ran += 1
-            else:
-                failed += 1
-                failures.append({**study.describe(job), "folder": str(study.folder(job, out_dir).relative_to(out_dir)),
-                                 "error": outcome["error"]})
+            for job, outcome in zip(group, outcomes):
+                if outcome["ok"]:
+                    ran += 1
+                else:
+                    failed += 1
+                    failures.append({**study.describe(job),
+                                     "folder": str(study.folder(job, out_dir).relative_to(out_dir)),
+                                     "error": outcome["error"]})
+            if failed:
                 _write_failures(failures, out_dir)
-            bar.set_description(study.label(job))
+            bar.set_description(study.label(group[-1]))
             bar.set_postfix(failed=failed, refresh=False)
-            bar.update(1)
+            bar.update(len(group))
             if actor is not None:
                 submit(actor)
     except BaseException:
@@ -448,7 +502,7 @@ def _run_on_workers(study, todo, out_dir, *, cluster, where, total, failures, sh
     bar.close()
     for actor in actors:
         ray.kill(actor, no_restart=True)  # give their CPUs and GPUs back to the cluster now
-    return {"ran": ran, "failed": failed, "not_run": len(queue), "workers": count,
+    return {"ran": ran, "failed": failed, "not_run": sum(len(group) for group in queue), "workers": count,
             "per_worker": sorted(per_worker.values(), reverse=True)}
 
 
@@ -469,13 +523,19 @@ def _stop(ray, actors, out_dir: Path, *, timeout_s: float = 30.0) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def run_batch_on_ray(prompts_file, out_dir, *, seeds: int = 1, generation, demucs, gating, metrics,
-                     cluster: ClusterSettings = ClusterSettings(), show_progress: bool = True) -> dict:
-    """``batch --ray``: the prompts × seeds of :func:`restoration.batch.run_batch`, clips on Ray workers."""
+def run_batch_on_ray(prompts_file, out_dir, *, seeds: int = 1, batch_size: int | None = None, generation, demucs,
+                     gating, metrics, cluster: ClusterSettings = ClusterSettings(), show_progress: bool = True) -> dict:
+    """``batch --ray``: the prompts × seeds of :func:`restoration.batch.run_batch`, clips on Ray workers.
+
+    ``batch_size`` as in :func:`restoration.batch.run_batch` (None: the default for the workers'
+    device); each worker samples one group of that many clips at a time.
+    """
     from .batch import plan, read_prompts
 
+    if batch_size is not None and int(batch_size) < 1:
+        raise BadInputError(f"--batch-size must be ≥ 1, got {batch_size}")
     jobs = plan(read_prompts(prompts_file), seeds)
-    study = BatchStudy(generation=generation, demucs=demucs, gating=gating, metrics=metrics)
+    study = BatchStudy(generation=generation, demucs=demucs, gating=gating, metrics=metrics, batch_size=batch_size)
     return run_study(study, jobs, out_dir, cluster=cluster, show_progress=show_progress)
 
 
@@ -544,11 +604,12 @@ def run_groundtruth_on_ray(clean, out_dir, *, seconds: float, degradations, sett
 
 
 def study_throughput(*, env: dict, clips: int = 4, duration_s: float = 5.0, mode: str = "exact",
-                     ray_workers=(2,), log=print) -> dict:
+                     ray_workers=(2,), batch_size: int = 1, log=print) -> dict:
     """Clips per hour of a small study, run by ``batch`` locally and on a local Ray, whole commands.
 
     Each run is a fresh ``python -m restoration batch`` process with the model environment
-    ``env``, on ``clips`` prompts × 1 seed of ``duration_s`` seconds in ``mode``: first the
+    ``env``, on ``clips`` prompts × 1 seed of ``duration_s`` seconds in ``mode``, ``batch_size``
+    clips sampled together (default 1: the figure isolates what the workers add): first the
     local loop, then ``--ray --ray-workers N`` for each N of ``ray_workers`` (Ray started by the
     command, 1 CPU per worker). ``clips_per_hour`` = clips / wall time of the whole command ×
     3600, start-up, model loading and tables included. ``median_clip_s`` is the median of the
@@ -560,7 +621,8 @@ def study_throughput(*, env: dict, clips: int = 4, duration_s: float = 5.0, mode
     import subprocess
     import tempfile
 
-    result = {"clips": int(clips), "duration_s": float(duration_s), "mode": mode, "runs": {}}
+    result = {"clips": int(clips), "duration_s": float(duration_s), "mode": mode, "batch_size": int(batch_size),
+              "runs": {}}
     with tempfile.TemporaryDirectory(prefix="restoration-study-") as work:
         prompts = Path(work) / "prompts.txt"
         prompts.write_text("".join(f"bench | study prompt number {i}\n" for i in range(int(clips))), encoding="utf-8")
@@ -568,7 +630,8 @@ def study_throughput(*, env: dict, clips: int = 4, duration_s: float = 5.0, mode
             name = "local" if workers is None else f"ray_{workers}_workers"
             out = Path(work) / name
             command = [sys.executable, "-m", "restoration", "batch", "--prompts", str(prompts), "--seeds", "1",
-                       "--duration", f"{duration_s:g}", "--mode", mode, "--out", str(out)]
+                       "--duration", f"{duration_s:g}", "--mode", mode, "--batch-size", str(batch_size),
+                       "--out", str(out)]
             if workers is not None:
                 command += ["--ray", "--ray-workers", str(workers)]
             child_env = {**os.environ, **env}

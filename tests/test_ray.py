@@ -80,9 +80,9 @@ def prompts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_study(models, prompts, tmp_path_factory):
-    """The reference: the same study run by the local loop, in this process."""
+    """The reference: the same study run by the local loop, in this process, its 2 clips sampled together."""
     out = tmp_path_factory.mktemp("local") / "study"
-    counts = run_batch(prompts, out, seeds=2, show_progress=False, **SETTINGS)
+    counts = run_batch(prompts, out, seeds=2, batch_size=2, show_progress=False, **SETTINGS)
     assert counts["ran"] == 2
     return out
 
@@ -150,9 +150,9 @@ def _wait_for_first_clip(out: Path, proc: subprocess.Popen, timeout_s: float = 3
 
 
 def test_ray_gives_bitwise_the_local_clips_with_the_same_threads(ray_cluster, models, prompts, local_study, tmp_path):
-    """One worker with as many CPUs (torch threads) as the local run: every sample and number equal."""
+    """One worker with as many CPUs (torch threads) as the local run, the same group: every sample and number equal."""
     out = tmp_path / "ray"
-    counts = cluster.run_batch_on_ray(prompts, out, seeds=2, show_progress=False, **SETTINGS,
+    counts = cluster.run_batch_on_ray(prompts, out, seeds=2, batch_size=2, show_progress=False, **SETTINGS,
                                       cluster=cluster.ClusterSettings(workers=1, cpus_per_worker=_torch_threads()))
     assert (counts["ran"], counts["failed"], counts["workers"]) == (2, 0, 1)
     local, remote = _audio(local_study), _audio(out)
@@ -168,12 +168,12 @@ def test_ray_gives_bitwise_the_local_clips_with_the_same_threads(ray_cluster, mo
 
 def test_two_single_thread_workers_match_the_local_clips_within_1e_6(ray_cluster, models, prompts, local_study,
                                                                        tmp_path):
-    """Two workers of one thread each: the convolutions sum in another order, so equal within 1e-6.
+    """Two workers of one thread each, one clip at a time: sums in another order, so equal within 1e-6.
 
     The 16-bit listening copies round those values, so one may land one step (2⁻¹⁵) away.
     """
     out = tmp_path / "ray"
-    counts = cluster.run_batch_on_ray(prompts, out, seeds=2, show_progress=False, **SETTINGS,
+    counts = cluster.run_batch_on_ray(prompts, out, seeds=2, batch_size=1, show_progress=False, **SETTINGS,
                                       cluster=cluster.ClusterSettings(workers=2, cpus_per_worker=1))
     assert (counts["ran"], counts["workers"]) == (2, 2)
     assert counts["per_worker"] == [1, 1]  # each worker ran one clip
@@ -207,9 +207,11 @@ def test_a_failing_clip_is_recorded_and_the_others_go_on(ray_cluster, models, tm
     blocked.parent.mkdir(parents=True)
     blocked.write_text("a file where the clip's folder goes")  # writing this clip raises in the worker
 
-    counts = cluster.run_batch_on_ray(prompts, out, seeds=1, show_progress=False, **SETTINGS,
+    # The three clips are one group: sampled together, the group fails at the blocked clip, and
+    # the others are still written.
+    counts = cluster.run_batch_on_ray(prompts, out, seeds=1, batch_size=3, show_progress=False, **SETTINGS,
                                       cluster=cluster.ClusterSettings(workers=2))
-    assert (counts["ran"], counts["failed"], counts["not_run"]) == (2, 1, 0)
+    assert (counts["ran"], counts["failed"], counts["not_run"], counts["workers"]) == (2, 1, 0, 1)
     failures = (out / cluster.FAILURES_CSV).read_text().splitlines()
     assert failures[0] == "genre,prompt,seed,folder,error"
     assert len(failures) == 2 and failures[1].startswith("unlabelled,folk guitar,0,clips/unlabelled/01-folk-guitar/seed0,")
@@ -221,7 +223,7 @@ def test_a_failing_clip_is_recorded_and_the_others_go_on(ray_cluster, models, tm
     assert "1 of 3 clips missing: 1 failed" in capsys.readouterr().err
 
     blocked.unlink()  # the cause is fixed: a rerun retries only the failed clip
-    again = cluster.run_batch_on_ray(prompts, out, seeds=1, show_progress=False, **SETTINGS,
+    again = cluster.run_batch_on_ray(prompts, out, seeds=1, batch_size=1, show_progress=False, **SETTINGS,
                                      cluster=cluster.ClusterSettings(workers=1))
     assert (again["ran"], again["skipped"], again["failed"]) == (1, 2, 0)
     assert _complete(blocked) and not (out / cluster.FAILURES_CSV).exists()
@@ -233,7 +235,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_written_clip(ray_cluster, m
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"prompt number {i}\n" for i in range(3)), encoding="utf-8")
     out = tmp_path / "study"
-    proc = _start("batch", "--prompts", prompts, "--seeds", "2", "--duration", "1", "--out", out,
+    proc = _start("batch", "--prompts", prompts, "--seeds", "2", "--duration", "1", "--batch-size", "1", "--out", out,
                   env=models, address=address)
     _wait_for_first_clip(out, proc)
     proc.send_signal(signal.SIGINT)
@@ -256,7 +258,7 @@ def test_a_killed_run_resumes_redoing_only_the_missing_clips(ray_cluster, models
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"genre{i % 2} | prompt number {i}\n" for i in range(3)), encoding="utf-8")
     out = tmp_path / "study"
-    args = ("batch", "--prompts", prompts, "--seeds", "2", "--duration", "1", "--out", out)
+    args = ("batch", "--prompts", prompts, "--seeds", "2", "--duration", "1", "--batch-size", "2", "--out", out)
     proc = _start(*args, env=models, address=address)
     _wait_for_first_clip(out, proc)
     proc.send_signal(signal.SIGKILL)  # a lost driver: no chance to clean up
@@ -270,7 +272,8 @@ def test_a_killed_run_resumes_redoing_only_the_missing_clips(ray_cluster, models
     result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     missing = 6 - len(finished)
-    assert f"6 clips ({missing} run on {min(2, missing)} Ray workers, {len(finished)} already done)" in result.stdout
+    workers = min(2, math.ceil(missing / 2))  # the missing clips, two by two
+    assert f"6 clips ({missing} run on {workers} Ray workers, {len(finished)} already done)" in result.stdout
     assert "6/6" in result.stderr  # the bar over clips reached the end
     for path, identity in finished.items():  # no finished clip redone or lost
         assert (path.stat().st_ino, path.stat().st_mtime_ns) == identity, path
