@@ -66,38 +66,53 @@ The organiser creates a test from saved runs ("Add to listening test" under a co
 The README explains a class test end to end: create, share the link, collect, export.
 """
 RUN_LIMIT = 3  # concurrent runs admitted by the queue; model work inside is serialized (jobs.RUN_LOCK)
+#: The files the Restore tab accepts; the browser refuses others with a plain message.
+UPLOAD_TYPES = (".wav", ".flac", ".ogg", ".mp3")
 
 CSS = """
-.gradio-container { max-width: 1280px !important; margin: 0 auto; }
+.gradio-container { max-width: 1280px !important; width: 100%; margin: 0 auto; }
 .version-col { min-width: min(300px, 100%) !important; }
 .version-col img { width: 100%; height: auto; }
-#gen-status, #restore-status { min-height: 1.5em; }
+#model-status, #model-status * { overflow: visible !important; }
+.run-progress { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; min-height: 1.6em;
+  color: var(--body-text-color); }
+#gen-progress [data-testid=status-tracker], #restore-progress [data-testid=status-tracker],
+#seed-used [data-testid=status-tracker], #upload [data-testid=status-tracker] { display: none !important; }
+[data-testid^="waveform-"] time, [data-testid^="waveform-"] .playback,
+[data-testid^="waveform-"] .playback span { color: var(--neutral-700) !important; }
+.run-progress progress { flex: 1 1 180px; max-width: 480px; height: 0.8em; accent-color: var(--color-accent); }
+.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
+.advanced-heading h2 { font-size: var(--text-lg); margin: 8px 0 0; }
 .metrics-wrap { width: 100%; }
 table.metrics { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: var(--text-md);
-  border: none !important; }
+  border: none !important; margin: 0; }
 table.metrics tr { border: none !important; }
 table.metrics caption { text-align: left; font-weight: 600; padding: 0 0 6px; color: var(--body-text-color); }
 table.metrics th, table.metrics td { padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary);
   border-left: none !important; border-right: none !important; border-top: none !important;
-  text-align: left; vertical-align: top; overflow-wrap: break-word; }
-table.metrics thead th { background: var(--table-odd-background-fill, var(--background-fill-secondary)); }
+  text-align: left; vertical-align: top; overflow-wrap: anywhere; color: var(--body-text-color); }
+table.metrics thead th { background: var(--background-fill-secondary); }
+table.metrics th[scope=row] { width: 34%; }
+table.metrics .unit { font-weight: 400; }
+table.metrics .better-means { display: block; font-weight: 400; font-size: var(--text-sm); }
 table.metrics td { font-variant-numeric: tabular-nums; }
-table.metrics td.undefined { color: var(--body-text-color-subdued); font-style: italic; }
-table.metrics th:nth-child(1) { width: 19%; } table.metrics th:nth-child(2) { width: 7%; }
-table.metrics th:nth-child(3), table.metrics th:nth-child(4), table.metrics th:nth-child(5) { width: 16%; }
-table.metrics th:nth-child(6) { width: 26%; }
-@media (max-width: 700px) {
-  table.metrics, table.metrics tbody, table.metrics tr, table.metrics td, table.metrics th {
-    display: block; width: auto !important; }
-  table.metrics thead { display: none; }
-  table.metrics caption { display: block; width: auto; }
-  table.metrics tr { border: 1px solid var(--border-color-primary); border-radius: 6px; margin-bottom: 8px; }
-  table.metrics tbody th { border-bottom: 1px solid var(--border-color-primary); }
-  table.metrics td { display: flex; gap: 12px; justify-content: space-between; border: none; padding: 3px 8px; }
-  table.metrics td::before { content: attr(data-label); font-weight: 600; font-style: normal;
-    color: var(--body-text-color); flex: 0 0 40%; }
+table.metrics td.better { font-weight: 700; background: #dcfce7; color: #14532d; }
+table.metrics td.undefined { font-style: italic; }
+details.run-details { margin-top: 8px; }
+details.run-details summary { cursor: pointer; font-weight: 600; padding: 6px 0; color: var(--body-text-color); }
+details.run-details ul.notes { margin: 8px 0 0 1.2em; color: var(--body-text-color); }
+@media (max-width: 640px) {
+  .gradio-container { padding: 4px !important; }
+  table.metrics { font-size: var(--text-sm); }
+  table.metrics th, table.metrics td { padding: 4px 3px; }
+  /* a phone: each metric's name on a line of its own, its three values below it */
+  table.metrics, table.metrics thead, table.metrics tbody { display: block; }
+  table.metrics caption { display: block; }
+  table.metrics tr { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); }
+  table.metrics th[scope=row], table.metrics thead th:first-child { grid-column: 1 / -1; width: auto;
+    border-bottom: none; padding-bottom: 0; }
 }
-@media (max-width: 640px) { .gradio-container { padding: 4px !important; } }
 """
 
 
@@ -109,8 +124,7 @@ def _gr_error(exc: BaseException) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, RestorationError):
-        text = str(exc).strip() or type(exc).__name__
-        return gr.Error(text[:1].upper() + text[1:], title="Cannot run this")
+        return gr.Error(presentation.user_message(str(exc).strip() or type(exc).__name__), title="Cannot run this")
     error_id = uuid.uuid4().hex[:8]
     logger.error("unexpected error %s", error_id, exc_info=(type(exc), exc, exc.__traceback__))
     return gr.Error(
@@ -191,126 +205,174 @@ class Controls:
                 self.overlap, self.threshold]
 
 
+def _heading(text: str) -> None:
+    gr.Markdown(f"## {text}", elem_classes=["advanced-heading"])
+
+
 def restoration_controls() -> Controls:
+    """The Demucs, spectral-gating and metric settings of an Advanced section, each under its heading."""
+    _heading("Demucs")
     with gr.Row():
         shifts = gr.Slider(0, 5, value=0, step=1, label="Demucs shifts",
-                           info="random-shift passes averaged (0 = off); each costs one more pass")
+                           info="extra passes on randomly time-shifted copies, averaged (0 = one pass); "
+                                "each costs one more pass")
+        overlap = gr.Slider(0.0, 0.9, value=0.25, step=0.05, label="Demucs overlap",
+                            info="fraction by which Demucs's chunks overlap")
+    gr.Markdown("Stem gains: each separated stem is scaled before the stems are summed back (1 = as separated).")
+    with gr.Row():
+        gains = [gr.Slider(0.0, 2.0, value=1.0, step=0.05, label=f"{stem} gain", min_width=120)
+                 for stem in STEMS]
+    _heading("Spectral gating")
+    with gr.Row():
         gating = gr.Radio([("non-stationary (paper's baseline)", "nonstationary"), ("stationary", "stationary")],
                           value="nonstationary", label="Spectral gating mode")
         strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Gating strength",
                              info="fraction of the gated noise removed")
-        hber = gr.Slider(2000, 14000, value=8000, step=500, label="HBER cutoff (Hz)",
-                         info="edge of the high band in ΔHBER")
-    with gr.Row():
-        overlap = gr.Slider(0.0, 0.9, value=0.25, step=0.05, label="Demucs overlap",
-                            info="fraction by which Demucs's chunks overlap")
         threshold = gr.Slider(0.0, 5.0, value=0.0, step=0.1, label="Gating threshold (σ)",
                               info="noise std devs above the noise mean; 0 = noisereduce's default for the mode")
-    gr.Markdown("Demucs stem gains: each separated stem is scaled before the stems are summed back "
-                "(1 = as separated).")
+    _heading("Metrics")
     with gr.Row():
-        gains = [gr.Slider(0.0, 2.0, value=1.0, step=0.05, label=f"{stem} gain", min_width=120)
-                 for stem in STEMS]
+        hber = gr.Slider(2000, 14000, value=8000, step=500, label="HBER cutoff (Hz)",
+                         info="where the high band starts for ΔHBER, the change in high-band energy share")
     return Controls(shifts, *gains, gating, strength, hber, overlap, threshold)
 
 
 @dataclass
 class Panel:
-    """The outputs of one comparison: three columns, then spectrum, table, residual, downloads."""
+    """One comparison's outputs: the progress place, then the results (hidden until a run is complete)."""
 
-    status: gr.Markdown
+    progress: gr.HTML
+    preview: gr.Audio
+    results: gr.Column
+    verdict: gr.Markdown
+    matched: gr.Checkbox
     audio: dict
     mel: dict
     missing: gr.Markdown
-    matched: gr.Checkbox
     spectrum: gr.Image
     table: gr.HTML
     table_data: gr.Dataframe
-    notes: gr.Markdown
+    details: gr.HTML
     residual: gr.Audio
     diffs: dict
     zip: gr.File
     state: gr.State
 
     def outputs(self) -> list:
-        return [self.status, *self.audio.values(), *self.mel.values(), self.missing, self.spectrum, self.table,
-                self.notes, self.residual, *self.diffs.values(), self.zip, self.state]
+        return [self.progress, self.preview, self.results, self.verdict, *self.audio.values(), *self.mel.values(),
+                self.missing, self.spectrum, self.table, self.details, self.residual, *self.diffs.values(), self.zip,
+                self.state]
 
-    def cleared(self, status: str) -> dict:
-        empty = {c: None for c in [*self.audio.values(), *self.mel.values(), self.spectrum, self.table,
-                                    self.residual, *self.diffs.values(), self.zip, self.state]}
-        return {**empty, self.status: status, self.notes: "", self.missing: gr.update(value="", visible=False)}
+    def cleared(self, progress: str) -> dict:
+        """The results hidden and forgotten; the progress place says ``progress`` (HTML)."""
+        empty = {c: None for c in [*self.audio.values(), *self.mel.values(), self.spectrum, self.residual,
+                                    *self.diffs.values(), self.zip, self.state]}
+        return {**empty, self.progress: progress, self.preview: gr.update(value=None, visible=False),
+                self.results: gr.update(visible=False), self.verdict: "", self.table: "", self.details: "",
+                self.missing: gr.update(value="", visible=False)}
 
     def filled(self, result: RunResult, *, matched: bool) -> dict:
         level = "matched" if matched else "raw"
         paths = _player_paths(result)
         missing = result.unavailable.get(DEMUCS)
-        verb = "Served from the cache" if result.cached else "Done"
-        seed = f" · seed {result.seed}" if result.seed is not None else ""
+        alt = presentation.alt_texts(result)
         return {
-            self.status: f"**{verb}** in {result.elapsed_s:.1f} s{seed} · run `{result.key[:10]}`",
-            **{self.audio[v]: paths[v][level] for v in VERSIONS},
-            **{self.mel[v]: result.mel(v) for v in VERSIONS},
+            self.progress: presentation.done_html(result),
+            self.preview: gr.update(value=None, visible=False),
+            self.results: gr.update(visible=True),
+            self.verdict: presentation.verdict_markdown(result),
+            **{self.audio[v]: gr.update(value=paths[v][level], visible=bool(paths[v][level])) for v in VERSIONS},
+            **{self.mel[v]: gr.update(value=result.mel(v), alt_text=alt["mel"][v], visible=bool(result.mel(v)))
+               for v in VERSIONS},
             self.missing: gr.update(value=f"**No Demucs version:** {missing}" if missing else "",
                                     visible=bool(missing)),
-            self.spectrum: result.spectrum,
+            self.spectrum: gr.update(value=result.spectrum, alt_text=alt["spectrum"]),
             self.table: presentation.metrics_html(result),
-            self.notes: presentation.notes_markdown(result),
-            self.residual: result.residual,
-            **{self.diffs[v]: result.mel_diff(v) for v in self.diffs},
+            self.details: presentation.details_html(result),
+            self.residual: gr.update(value=result.residual, visible=bool(result.residual)),
+            **{self.diffs[v]: gr.update(value=result.mel_diff(v), alt_text=alt["diff"][v],
+                                        visible=bool(result.mel_diff(v))) for v in self.diffs},
             self.zip: result.zip_path,
             self.state: {"run_dir": str(result.run_dir), "paths": paths},
         }
 
 
-def comparison_panel(input_title: str, prefix: str) -> Panel:
-    """The output widgets; CSS classes ``<prefix>-player-<version>``, ``<prefix>-mel-<version>`` … name them."""
-    status = gr.Markdown("", elem_id=f"{prefix}-status")
+def comparison_panel(input_title: str, prefix: str, *, listening: bool = False) -> tuple[Panel, list]:
+    """The output widgets of one tab; ids ``<prefix>-progress``, ``-results``, ``-verdict``, ``-details``.
+
+    CSS classes ``<prefix>-player-<version>``, ``<prefix>-mel-<version>``, ``<prefix>-spectrum``,
+    ``<prefix>-metrics`` and ``<prefix>-matched`` name the rest. With ``listening``, the results carry an
+    "Add to listening test" button; the extra widgets (button, message) are returned beside the panel.
+    """
+    progress = gr.HTML("", elem_id=f"{prefix}-progress")
+    preview = gr.Audio(label="The clip so far (partial, still generating)", type="filepath", interactive=False,
+                       visible=False, elem_id=f"{prefix}-preview")
     titles = {v: version_title(v) for v in VERSIONS} | {INPUT: input_title}
     audio, mel = {}, {}
-    missing = None
-    with gr.Row(equal_height=False):
-        for version in VERSIONS:
-            with gr.Column(min_width=300, elem_classes=["version-col"]):
-                gr.Markdown(f"### {titles[version]}")
-                audio[version] = gr.Audio(label=titles[version], type="filepath", interactive=False,
-                                          buttons=["download"], elem_classes=[f"{prefix}-player-{version}"])
-                if version == DEMUCS:
-                    missing = gr.Markdown("", visible=False)
-                mel[version] = gr.Image(label=f"Mel spectrogram — {titles[version]}", show_label=False,
-                                        type="filepath", interactive=False, buttons=["download", "fullscreen"],
-                                        elem_classes=[f"{prefix}-mel-{version}"])
-    matched = gr.Checkbox(value=True, label="Loudness-matched playback (untick for the raw levels)",
-                          elem_classes=[f"{prefix}-matched"],
-                          info="All three are played at one loudness (BS.1770), so louder never passes for better.")
-    spectrum = gr.Image(label="Were the highs restored? Long-term average spectrum", show_label=False, type="filepath",
-                        interactive=False, buttons=["download", "fullscreen"], elem_classes=[f"{prefix}-spectrum"])
-    table = gr.HTML("", elem_classes=["metrics-table", f"{prefix}-metrics"])
-    # The same table as data, for the script API only (the page shows the HTML table above).
-    table_data = gr.Dataframe(label="Metrics", headers=["Metric", "Unit", *titles.values(), "Better means"],
-                              interactive=False, visible=False)
-    notes = gr.Markdown("")
-    with gr.Row():
-        with gr.Column(min_width=300):
-            residual = gr.Audio(label="What Demucs removed (input − Demucs, raw level)", type="filepath",
-                                interactive=False, buttons=["download"])
-        with gr.Column(min_width=300):
-            zip_file = gr.File(label="Download everything (wavs, PNGs, metrics.json, metrics.csv)", interactive=False)
-    with gr.Accordion("Difference spectrograms (output − input)", open=False):
+    extra = []
+    with gr.Column(visible=False, elem_id=f"{prefix}-results") as results:
+        verdict = gr.Markdown("", elem_id=f"{prefix}-verdict")
+        with gr.Row(equal_height=True):
+            matched = gr.Checkbox(value=True, label="Loudness-matched playback (untick for the raw levels)",
+                                  elem_classes=[f"{prefix}-matched"], scale=3, min_width=240,
+                                  info="The three players play at one loudness (BS.1770), so louder never "
+                                       "passes for better.")
+            if listening:
+                with gr.Column(scale=2, min_width=200):
+                    listen_btn = gr.Button("Add to listening test", elem_id="listen-btn")
+                    listen_msg = gr.Markdown("", elem_id="listen-msg")
+                extra = [listen_btn, listen_msg]
+        with gr.Row(equal_height=False):
+            for version in VERSIONS:
+                with gr.Column(min_width=300, elem_classes=["version-col"]):
+                    audio[version] = gr.Audio(label=titles[version], type="filepath", interactive=False,
+                                              buttons=["download"], elem_classes=[f"{prefix}-player-{version}"])
+                    if version == DEMUCS:
+                        missing = gr.Markdown("", visible=False)
+                    mel[version] = gr.Image(label=f"Mel spectrogram of {titles[version]}", show_label=False,
+                                            type="filepath", interactive=False, buttons=["download", "fullscreen"],
+                                            elem_classes=[f"{prefix}-mel-{version}"])
+        spectrum = gr.Image(label="Were the highs restored? Long-term average spectrum", show_label=False,
+                            type="filepath", interactive=False, buttons=["download", "fullscreen"],
+                            elem_classes=[f"{prefix}-spectrum"])
+        table = gr.HTML("", elem_classes=["metrics-table", f"{prefix}-metrics"])
+        # The same table as data, for the script API only (the page shows the HTML tables).
+        table_data = gr.Dataframe(label="Metrics", headers=["Metric", "Unit", *titles.values(), "Better means"],
+                                  interactive=False, visible=False)
+        details = gr.HTML("", elem_id=f"{prefix}-details")
+        with gr.Accordion("Difference spectrograms (output − input)", open=False):
+            with gr.Row():
+                diffs = {v: gr.Image(label=f"{version_title(v)} − input", show_label=False, type="filepath",
+                                     interactive=False, min_width=300)
+                         for v in (DEMUCS, GATING)}
         with gr.Row():
-            diffs = {v: gr.Image(label=f"{version_title(v)} − input", show_label=False, type="filepath",
-                                 interactive=False, min_width=300)
-                     for v in (DEMUCS, GATING)}
+            with gr.Column(min_width=300):
+                residual = gr.Audio(label="What Demucs removed (input − Demucs, raw level)", type="filepath",
+                                    interactive=False, buttons=["download"])
+            with gr.Column(min_width=300):
+                zip_file = gr.File(label="Download everything (wavs, PNGs, metrics.json, metrics.csv)",
+                                   interactive=False)
     state = gr.State(None)
-    return Panel(status, audio, mel, missing, matched, spectrum, table, table_data, notes, residual, diffs, zip_file,
-                 state)
+    panel = Panel(progress, preview, results, verdict, matched, audio, mel, missing, spectrum, table, table_data,
+                  details, residual, diffs, zip_file, state)
+    return panel, extra
 
 
 # --------------------------------------------------------------------------- event handlers
 
 
-def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Request, progress, extra=None):
-    """Run a request, showing progress and the audio generated so far; the last yield fills the panel."""
+def _check_musicgen() -> None:
+    """Fail at once, with the fix, when MusicGen is known to be missing (no hub retries to wait for)."""
+    from restoration import generation
+    from restoration.errors import ModelUnavailableError
+
+    message = presentation.musicgen_known_missing(generation.model_status())
+    if message:
+        raise ModelUnavailableError(message)
+
+
+def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Request, extra=None):
+    """Run a request: progress and stage in one place, the audio so far as a preview; the last yield fills the panel."""
     try:
         run = make_request()
     except Exception as exc:
@@ -318,24 +380,22 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
     stop_event = jobs.stop_event_for(session)
     seed_update = {extra: str(run.generation.seed)} if extra is not None and run.generation is not None else {}
-    yield {**panel.cleared("Starting…"), **seed_update}
+    yield {**panel.cleared(presentation.progress_html("Starting", 0.0)), **seed_update}
     stream = _stream_on_device(run, session)
     finished = False
-    status_shown = False
+    shown = ("Starting", 0)
+    best = 0.0
     try:
         for event in stream:
             if event.kind == "progress":
-                progress(jobs.overall_fraction(run.kind, event.stage, event.fraction, event.detail),
-                         desc=jobs.stage_text(event.stage, event.detail))
+                best = max(best, jobs.overall_fraction(run.kind, event.stage, event.fraction, event.detail))
+                stage = jobs.stage_text(event.stage)
+                if (stage, int(best * 100)) != shown:  # one update per stage and per percent
+                    shown = (stage, int(best * 100))
+                    yield {panel.progress: presentation.progress_html(stage, best * 100)}
             elif event.kind == "chunk":
-                # The status is written with the first chunk only (the progress bar counts tokens):
-                # a later chunk yielded as Stop is pressed could arrive after Stop's "Stopped."
-                # (another channel) and overwrite it.
-                update = {panel.audio[INPUT]: event.path}
-                if not status_shown:
-                    update[panel.status] = "Generating… the Input player plays the audio so far."
-                    status_shown = True
-                yield update
+                if not stop_event.is_set():  # after Stop, no partial audio comes back
+                    yield {panel.preview: gr.update(value=event.path, visible=True)}
             elif event.kind == "done":
                 finished = True
                 yield panel.filled(event.result, matched=matched)
@@ -343,8 +403,9 @@ def _stream_to_panel(make_request, panel: Panel, matched: bool, request: gr.Requ
             elif event.kind == "error":
                 finished = True
                 if jobs.is_cancellation(event.error, stop_event):
-                    yield {panel.status: "**Stopped.** Nothing was saved."}
+                    yield panel.cleared(presentation.progress_html("Stopped. Nothing was saved."))
                     return
+                yield {panel.progress: "", panel.preview: gr.update(value=None, visible=False)}
                 raise _gr_error(event.error)
     finally:
         if not finished:  # Stop cancelled this event, or the page went away: stop the work as well
@@ -357,15 +418,17 @@ def _generate_handler(panel: Panel, seed_used: gr.Textbox):
     """The "Generate" button's handler, filling ``panel`` and ``seed_used``."""
 
     def handle(prompt, duration, seed, guidance, temperature, top_k, mode, shifts, drums, bass, other, vocals,
-               gating, strength, hber_cutoff_hz, overlap, threshold, matched, request: gr.Request,
-               progress=gr.Progress()):
+               gating, strength, hber_cutoff_hz, overlap, threshold, matched, request: gr.Request):
         restoration = _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz,
                                         overlap, threshold)
-        yield from _stream_to_panel(
-            lambda: prompt_request(prompt, duration=duration, seed=seed, guidance=guidance, temperature=temperature,
-                                   top_k=top_k, mode=mode, **restoration),
-            panel, matched, request, progress, extra=seed_used,
-        )
+
+        def make_request():
+            run = prompt_request(prompt, duration=duration, seed=seed, guidance=guidance, temperature=temperature,
+                                 top_k=top_k, mode=mode, **restoration)
+            _check_musicgen()
+            return run
+
+        yield from _stream_to_panel(make_request, panel, matched, request, extra=seed_used)
 
     return handle
 
@@ -374,10 +437,10 @@ def _restore_handler(panel: Panel):
     """The "Restore & compare" button's handler, filling ``panel``."""
 
     def handle(audio, shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz, overlap, threshold,
-               matched, request: gr.Request, progress=gr.Progress()):
+               matched, request: gr.Request):
         restoration = _restoration_args(shifts, drums, bass, other, vocals, gating, strength, hber_cutoff_hz,
                                         overlap, threshold)
-        yield from _stream_to_panel(lambda: restore_request(audio, **restoration), panel, matched, request, progress)
+        yield from _stream_to_panel(lambda: restore_request(audio, **restoration), panel, matched, request)
 
     return handle
 
@@ -387,12 +450,31 @@ def generate(prompt: str, duration: float = 5.0, seed: int = -1, guidance: float
              gain_bass: float = 1.0, gain_other: float = 1.0, gain_vocals: float = 1.0,
              gating: str = "nonstationary", gating_strength: float = 1.0, hber_cutoff_hz: float = 8000.0,
              demucs_overlap: float = 0.25, gating_threshold: float = 0.0, request: gr.Request = None):
-    """Generate a clip with MusicGen and restore it with Demucs and spectral gating.
+    """Generate a music clip with MusicGen from a text prompt, restore it with Demucs and with spectral gating, and compare the three versions.
 
     Returns the input, Demucs and spectral-gating audio (32-bit float wavs at the input's rate
-    and level), their Mel spectrograms on one colour scale, and the metrics table. A seed of -1
-    draws a random one; the table's last row ("How it was made") names the seed used. A
-    ``gating_threshold`` of 0 keeps noisereduce's default for the mode.
+    and level), their Mel spectrograms on one colour scale, and the metrics table (rows: metric,
+    unit, one column per version, what "better" means; the last row, "How it was made", names
+    the seed used). The metrics are proxies, not a quality score.
+
+    Args:
+        prompt: what the music should sound like, in English, at most 500 characters (e.g. "lofi hip hop beat with mellow piano").
+        duration: length of the clip in seconds, 1 to 30.
+        seed: random seed of MusicGen's sampling; -1 draws a random one. The same seed and settings give the same clip.
+        guidance: classifier-free guidance scale, 1 to 10 (1 = off); higher follows the prompt more closely.
+        temperature: sampling temperature, 0.1 to 2; higher is more varied.
+        top_k: sample from the k most likely tokens, 1 to 500.
+        mode: "exact" (fp32 MusicGen) or "fast" (int8-quantized decoder: quicker, slightly different audio).
+        demucs_shifts: extra Demucs passes on randomly time-shifted copies, averaged, 0 to 5 (0 = one pass).
+        gain_drums: gain of Demucs's drums stem before the stems are summed back (1 = as separated).
+        gain_bass: gain of Demucs's bass stem before the stems are summed back (1 = as separated).
+        gain_other: gain of Demucs's "other" stem before the stems are summed back (1 = as separated).
+        gain_vocals: gain of Demucs's vocals stem before the stems are summed back (1 = as separated).
+        gating: spectral gating mode, "nonstationary" (the seed paper's baseline) or "stationary".
+        gating_strength: fraction of the gated noise removed, 0 to 1.
+        hber_cutoff_hz: where the high band starts for ΔHBER (change in high-band energy share), in Hz, 2000 to 14000.
+        demucs_overlap: fraction by which Demucs's chunks overlap, 0 to 0.9.
+        gating_threshold: gating threshold in noise standard deviations, 0 to 5; 0 keeps noisereduce's default for the mode.
     """
     try:
         run = prompt_request(
@@ -400,6 +482,7 @@ def generate(prompt: str, duration: float = 5.0, seed: int = -1, guidance: float
             **_restoration_args(demucs_shifts, gain_drums, gain_bass, gain_other, gain_vocals, gating,
                                 gating_strength, hber_cutoff_hz, demucs_overlap, gating_threshold),
         )
+        _check_musicgen()
         return _api_outputs(_run_to_end(run, getattr(request, "session_hash", None) or uuid.uuid4().hex))
     except Exception as exc:
         raise _gr_error(exc) from None
@@ -409,11 +492,24 @@ def restore(audio: str, demucs_shifts: int = 0, gain_drums: float = 1.0, gain_ba
             gain_other: float = 1.0, gain_vocals: float = 1.0, gating: str = "nonstationary",
             gating_strength: float = 1.0, hber_cutoff_hz: float = 8000.0, demucs_overlap: float = 0.25,
             gating_threshold: float = 0.0, request: gr.Request = None):
-    """Restore your own audio (wav, flac, ogg, mp3) with Demucs and spectral gating.
+    """Restore an audio file (wav, flac, ogg or mp3) with Demucs and with spectral gating, and compare the three versions.
 
     Returns the input, Demucs and spectral-gating audio (32-bit float wavs), their Mel
     spectrograms and the metrics table. When the Demucs weights cannot be loaded, its audio and
     spectrogram are empty and the table says why; gating and the metrics are still returned.
+
+    Args:
+        audio: the audio file to restore (wav, flac, ogg or mp3), as a URL or an uploaded file; at most the app's length and size limits.
+        demucs_shifts: extra Demucs passes on randomly time-shifted copies, averaged, 0 to 5 (0 = one pass).
+        gain_drums: gain of Demucs's drums stem before the stems are summed back (1 = as separated).
+        gain_bass: gain of Demucs's bass stem before the stems are summed back (1 = as separated).
+        gain_other: gain of Demucs's "other" stem before the stems are summed back (1 = as separated).
+        gain_vocals: gain of Demucs's vocals stem before the stems are summed back (1 = as separated).
+        gating: spectral gating mode, "nonstationary" (the seed paper's baseline) or "stationary".
+        gating_strength: fraction of the gated noise removed, 0 to 1.
+        hber_cutoff_hz: where the high band starts for ΔHBER (change in high-band energy share), in Hz, 2000 to 14000.
+        demucs_overlap: fraction by which Demucs's chunks overlap, 0 to 0.9.
+        gating_threshold: gating threshold in noise standard deviations, 0 to 5; 0 keeps noisereduce's default for the mode.
     """
     try:
         run = restore_request(
@@ -425,10 +521,31 @@ def restore(audio: str, demucs_shifts: int = 0, gain_drums: float = 1.0, gain_ba
         raise _gr_error(exc) from None
 
 
-def _stop(request: gr.Request):
-    stopped = jobs.request_stop(getattr(request, "session_hash", None))
-    logger.info("stop requested (%s)", "a run was stopped" if stopped else "nothing was running")
-    return "**Stopped.** Nothing was saved."
+def _stop_handler(panel: Panel):
+    """Stop's handler: with a run going, stop it and hide its partial output; idle, change nothing."""
+
+    def stop(request: gr.Request):
+        stopped = jobs.request_stop(getattr(request, "session_hash", None))
+        logger.info("stop requested (%s)", "a run was stopped" if stopped else "nothing was running")
+        if not stopped:
+            return [gr.update(), gr.update(), gr.update()]
+        return [presentation.progress_html("Stopped. Nothing was saved."), gr.update(value=None, visible=False),
+                gr.update(visible=False)]
+
+    return stop
+
+
+def _input_changed(state):
+    """A new input makes the shown results stale: hide them and say so (nothing changes before a first run)."""
+    if not state:
+        return gr.update(), gr.update(), gr.update()
+    return (presentation.progress_html("The input changed: run again for a new comparison."),
+            gr.update(visible=False), None)
+
+
+def _prompt_changed(prompt, state):
+    """Generate is enabled only with a prompt; a changed prompt makes the shown results stale."""
+    return (gr.update(interactive=bool(str(prompt or "").strip())), *_input_changed(state))
 
 
 def _swap_levels(matched: bool, state):
@@ -446,7 +563,6 @@ def _add_to_listening(state):
         mark_keep(state["run_dir"])
     except Exception as exc:
         raise _gr_error(exc) from None
-    gr.Info(message)
     return message
 
 
@@ -494,6 +610,22 @@ How they are computed (every spectral metric on an STFT with n_fft = 2048, hop 5
   pct.)*: the 10th percentile of 50 ms frame RMS, always defined, but it follows the level.
 - *Removed energy*: 10·log₁₀(E(input − output) / E(input)) — how much a restoration changed.
 
+## Words used on this page
+
+- **ΔHBER** (change in high-band energy ratio): how much the share of a version's energy above the
+  cutoff (8 kHz by default) grew or shrank compared with the input, in dB. +3 dB means the high band
+  holds twice the share it held in the input; 0 means unchanged.
+- **exact (fp32)** and **fast (int8)**: MusicGen computing with 32-bit floating-point numbers, as
+  trained, or with its decoder's weights rounded to 8-bit integers, which is about three times quicker
+  on a CPU and gives slightly different audio.
+- **Shifts** (Demucs): Demucs runs again on copies of the clip shifted by a random fraction of a second
+  and averages the results; more shifts cost more time and smooth chunk-edge artefacts.
+- **Removed energy, "closer to −∞ = less changed"**: the energy of what a restoration took away (or
+  added), relative to the input, in dB. 0 dB would be a change as large as the whole clip; −20 dB is a
+  change a hundred times weaker; an untouched clip would read −∞ dB.
+- **Proxy**: a number that describes the signal, not how good it sounds. Only listening, or a clean
+  original to compare with, says which version is better.
+
 ## Keeping the comparison fair
 
 - **One rate, one band.** Demucs works at 44.1 kHz; its output is resampled back to the input's rate
@@ -534,9 +666,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Generate & compare", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=3, min_width=300):
-                        prompt = gr.Textbox(label="Describe the music", lines=2, elem_id="prompt",
+                        prompt = gr.Textbox(label="Describe the music", lines=1, max_lines=4, elem_id="prompt",
                                             placeholder="lofi hip hop beat with mellow piano and vinyl crackle",
-                                            info=f"at most {MAX_PROMPT_CHARS} characters")
+                                            info=f"at most {MAX_PROMPT_CHARS} characters; Enter generates")
                         if prompt_examples:
                             gr.Examples([[p] for _, p in prompt_examples], inputs=[prompt], label="Genres",
                                         example_labels=[g for g, _ in prompt_examples], examples_per_page=20,
@@ -551,27 +683,30 @@ def build_demo() -> gr.Blocks:
                                                    elem_id="seed-used", placeholder="after Generate")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn",
-                                                     min_width=120)
+                                                     min_width=120, interactive=False)
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", min_width=120)
                 with gr.Accordion("Advanced", open=False):
+                    _heading("MusicGen")
                     with gr.Row():
                         guidance = gr.Slider(1.0, 10.0, value=3.0, step=0.5, label="Guidance",
-                                             info="classifier-free guidance (1 = off)")
-                        temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
-                        top_k = gr.Slider(1, 500, value=250, step=1, label="Top-k")
+                                             info="classifier-free guidance (1 = off); higher follows the prompt "
+                                                  "more closely")
+                        temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
+                                                info="higher is more varied")
+                        top_k = gr.Slider(1, 500, value=250, step=1, label="Top-k",
+                                          info="sample from the k most likely tokens")
                         mode = gr.Radio([("exact (fp32)", "exact"), ("fast (int8, approximate)", "fast")],
                                         value=_default_mode(), label="Generation mode",
-                                        info="fast quantizes MusicGen's decoder to int8: quicker, "
-                                             "slightly different audio")
+                                        info="exact: 32-bit floats, as the model was trained; fast quantizes "
+                                             "MusicGen's decoder to 8-bit integers: quicker, slightly different audio")
                     gen_controls = restoration_controls()
-                gen_panel = comparison_panel(version_title(INPUT, kind="prompt"), "gen")
-                listen_btn = gr.Button("Add to listening test", elem_id="listen-btn")
-                listen_msg = gr.Markdown("")
+                gen_panel, (listen_btn, listen_msg) = comparison_panel(version_title(INPUT, kind="prompt"), "gen",
+                                                                       listening=True)
             with gr.Tab("Restore your own audio", id="restore"):
                 with gr.Row():
                     with gr.Column(scale=3, min_width=300):
-                        upload = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="upload",
-                                          label="Your audio (wav, flac, ogg or mp3)")
+                        upload = gr.File(file_types=list(UPLOAD_TYPES), type="filepath", elem_id="upload",
+                                         label="Your audio file (wav, flac, ogg or mp3)")
                     with gr.Column(scale=2, min_width=300):
                         if clips:
                             gr.Examples([[path] for path, _ in clips], inputs=[upload], label="Example clips",
@@ -579,10 +714,10 @@ def build_demo() -> gr.Blocks:
                         with gr.Row():
                             restore_btn = gr.Button("Restore & compare", variant="primary", elem_id="restore-btn",
                                                     min_width=120)
-                            restore_stop = gr.Button("Stop", variant="stop", min_width=120)
+                            restore_stop = gr.Button("Stop", variant="stop", elem_id="restore-stop", min_width=120)
                 with gr.Accordion("Advanced", open=False):
                     restore_controls = restoration_controls()
-                restore_panel = comparison_panel("Input (your audio)", "restore")
+                restore_panel, _ = comparison_panel("Input (your audio)", "restore")
             groundtruth_tab(run_lock=jobs.RUN_LOCK, concurrency_limit=RUN_LIMIT)  # the clean original is known
             with gr.Tab("Listening test", id="listening-link"):
                 gr.Markdown(LISTENING_LINK)
@@ -591,25 +726,36 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown(ABOUT)
 
         gen_inputs = [prompt, duration, seed, guidance, temperature, top_k, mode, *gen_controls.inputs()]
+        # Progress has one place (the panel's progress line): no Gradio spinners or overlays anywhere else.
         gen_event = gr.on([generate_btn.click, prompt.submit], _generate_handler(gen_panel, seed_used),
                           inputs=[*gen_inputs, gen_panel.matched], outputs=[*gen_panel.outputs(), seed_used],
                           api_visibility="private", concurrency_limit=RUN_LIMIT, concurrency_id="runs",
-                          show_progress_on=[gen_panel.status, *gen_panel.mel.values(), gen_panel.table])
-        stop_btn.click(_stop, None, gen_panel.status, cancels=[gen_event], api_visibility="private", queue=False)
+                          show_progress="hidden")
+        stop_btn.click(_stop_handler(gen_panel), None, [gen_panel.progress, gen_panel.preview, gen_panel.results],
+                       cancels=[gen_event], api_visibility="private", queue=False, show_progress="hidden")
+        prompt.change(_prompt_changed, [prompt, gen_panel.state],
+                      [generate_btn, gen_panel.progress, gen_panel.results, gen_panel.state],
+                      api_visibility="private", queue=False, show_progress="hidden")
+        for widget in (duration, seed):
+            widget.change(_input_changed, gen_panel.state, [gen_panel.progress, gen_panel.results, gen_panel.state],
+                          api_visibility="private", queue=False, show_progress="hidden")
         restore_inputs = [upload, *restore_controls.inputs()]
         restore_event = restore_btn.click(
             _restore_handler(restore_panel), inputs=[*restore_inputs, restore_panel.matched],
             outputs=restore_panel.outputs(), api_visibility="private", concurrency_limit=RUN_LIMIT,
-            concurrency_id="runs", show_progress_on=[restore_panel.status, *restore_panel.mel.values(),
-                                                     restore_panel.table])
-        restore_stop.click(_stop, None, restore_panel.status, cancels=[restore_event], api_visibility="private",
-                           queue=False)
+            concurrency_id="runs", show_progress="hidden")
+        restore_stop.click(_stop_handler(restore_panel), None,
+                           [restore_panel.progress, restore_panel.preview, restore_panel.results],
+                           cancels=[restore_event], api_visibility="private", queue=False, show_progress="hidden")
+        upload.change(_input_changed, restore_panel.state,
+                      [restore_panel.progress, restore_panel.results, restore_panel.state],
+                      api_visibility="private", queue=False, show_progress="hidden")
         for panel in (gen_panel, restore_panel):
             panel.matched.change(_swap_levels, [panel.matched, panel.state], list(panel.audio.values()),
-                                 api_visibility="private", queue=False)
-        listen_btn.click(_add_to_listening, gen_panel.state, listen_msg, api_visibility="private")
-        demo.load(_model_status_text, None, status, api_visibility="private", queue=False)
-
+                                 api_visibility="private", queue=False, show_progress="hidden")
+        listen_btn.click(_add_to_listening, gen_panel.state, listen_msg, api_visibility="private",
+                         show_progress="hidden")
+        demo.load(_model_status_text, None, status, api_visibility="private", queue=False, show_progress="hidden")
         # The script API: hidden triggers whose only outputs are the three audios, three spectrograms, the table.
         api_outputs = [*gen_panel.audio.values(), *gen_panel.mel.values(), gen_panel.table_data]
         gen_api = gr.Button(visible=False)
@@ -643,9 +789,25 @@ def _warm_up() -> None:
 
 demo = build_demo()
 
+#: Soft, with every text colour at a contrast of at least 4.5:1 on its background (WCAG AA).
+THEME = gr.themes.Soft().set(
+    color_accent="*primary_600",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    button_primary_background_fill_dark="*primary_600",
+    body_text_color_subdued="*neutral_600",
+    block_info_text_color="*neutral_600",
+    block_label_text_color="*neutral_700",
+    block_title_text_color="*neutral_800",
+    link_text_color="*primary_700",
+    link_text_color_visited="*primary_700",
+    link_text_color_hover="*primary_800",
+    link_text_color_active="*primary_800",
+)
+
 LAUNCH_KWARGS = dict(
     css=CSS,
-    theme=gr.themes.Soft(),
+    theme=THEME,
     show_error=False,  # only gr.Error messages reach the browser; tracebacks stay in the server log
     # Only the run folders are served (Spaces keep them under /data, outside cwd and the temp dir);
     # the rest of data_dir() (the listening-test database) is not.
@@ -653,6 +815,7 @@ LAUNCH_KWARGS = dict(
     blocked_paths=private_paths(),  # the listening-test database and stimulus files are never served by path
     max_file_size=f"{int(2 * max_upload_mb())}mb",  # hard cap; the app's own limit gives the clear message
     ssr_mode=False,
+    mcp_server=True,  # /generate and /restore as tools for AI assistants (README: "MCP")
 )
 
 

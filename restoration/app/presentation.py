@@ -1,33 +1,32 @@
-"""How a finished run is shown on the page: the metrics table, its notes, provenance, model status.
+"""How a run is shown on the page: verdict, metrics table, details, alt text, progress, errors, model status.
 
-Every function takes a :class:`~restoration.app.run_cache.RunResult` (or a status dict) and
-returns text: cells, HTML or Markdown. Nothing here computes a number; the values come from
-``metrics.json`` (:func:`restoration.metrics.measure_versions`) and ``report.json``.
+Every function takes a :class:`~restoration.app.run_cache.RunResult` (or a status dict, a
+stage, an exception) and returns text: cells, HTML or Markdown. Nothing here computes a
+number; the values come from ``metrics.json`` (:func:`restoration.metrics.measure_versions`)
+and ``report.json``. The verdict's sentences and the number format are
+:mod:`restoration.verdict`'s; which value of a row is better comes from the metric registry
+(:data:`restoration.metrics.METRICS`, read by :func:`restoration.verdict.direction`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from html import escape
 
 from ..pipeline import public_model_name
-from ..versions import DEMUCS, INPUT, VERSIONS, version_title
+from ..verdict import best_versions, direction, format_value
+from ..versions import DEMUCS, INPUT, RESTORATIONS, VERSIONS, version_title
 from .run_cache import RunResult
 
-__all__ = ["metrics_html", "metrics_table", "model_status", "model_status_markdown", "notes_markdown", "provenance"]
+__all__ = ["alt_texts", "details_html", "metrics_html", "metrics_table", "model_status", "model_status_markdown",
+           "musicgen_known_missing", "notes_markdown", "progress_html", "provenance", "user_message",
+           "verdict_markdown"]
 
 logger = logging.getLogger(__name__)
 
 
-def _fmt(value, unit: str) -> str:
-    if value is None:
-        return "undefined"
-    if isinstance(value, bool):
-        return str(value)
-    if unit == "count":
-        return f"{value:g}" if isinstance(value, float) else str(int(value))
-    value = float(value)
-    text = f"{value:.0f}" if unit == "Hz" else f"{value:.3f}" if unit == "0–1" else f"{value:.1f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
+_fmt = format_value
 
 
 def metrics_table(result: RunResult) -> dict:
@@ -70,26 +69,204 @@ def metrics_table(result: RunResult) -> dict:
     return {"headers": headers, "data": data}
 
 
-def metrics_html(result: RunResult) -> str:
-    """:func:`metrics_table` as an HTML table for the page (cells carry ``data-label`` for narrow screens)."""
-    from html import escape
+def _kind(result: RunResult) -> str:
+    return (result.summary.get("source") or {}).get("kind", "prompt")
 
-    table = metrics_table(result)
-    headers, rows = table["headers"], table["data"]
-    head = "".join(f"<th scope='col'>{escape(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = [f"<th scope='row'>{escape(str(row[0]))}</th>"]
-        for header, cell in zip(headers[1:], row[1:]):
-            text = str(cell)
-            css = " class='undefined'" if text in ("undefined", "not run", "reference") else ""
-            cells.append(f"<td data-label='{escape(header)}'{css}>{escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+
+def _row_values(result: RunResult, key: str, band: str | None = None) -> dict:
+    """version → the row's value, ``None`` where undefined, not run, or the input's reference cell."""
+    values = {}
+    for version in VERSIONS:
+        metrics = result.metrics.get(version)
+        if version in result.unavailable or metrics is None:
+            values[version] = None
+        elif version == INPUT and key in ("hber_delta_db", "residual_db"):
+            values[version] = None
+        else:
+            values[version] = (metrics.get("hber_bands_db") or {}).get(band) if band else metrics.get(key)
+    return values
+
+
+def _rows(result: RunResult) -> list[dict]:
+    """The table's rows in registry order: key, label, unit, better text, direction, values, cells."""
+    from ..metrics import METRICS
+
+    bands = list((result.metrics.get(INPUT) or {}).get("hber_bands_db") or {})
+    rows = []
+    for metric in METRICS:
+        if not metric.in_table:
+            continue
+        specs = [(metric.label, None, metric.better)]
+        if metric.name == "hber_delta_db":
+            specs += [(f"ΔHBER {b.replace('-', '–').replace('kHz', ' kHz')}", b,
+                       "> 0 = more energy in this band than the input") for b in bands]
+        for label, band, better in specs:
+            values = _row_values(result, metric.name, band)
+            cells = {}
+            for version in VERSIONS:
+                if version in result.unavailable or version not in result.metrics:
+                    cells[version] = "not run"
+                elif version == INPUT and metric.name in ("hber_delta_db", "residual_db"):
+                    cells[version] = "reference"
+                else:
+                    cells[version] = format_value(values[version], metric.unit)
+            rows.append({"key": metric.name, "label": label, "unit": metric.unit, "better": better,
+                         "direction": direction(better), "values": values, "cells": cells})
+    return rows
+
+
+def _head(result: RunResult) -> str:
+    kind = _kind(result)
+    heads = "".join(f"<th scope='col'>{escape(version_title(v, kind=kind))}</th>" for v in VERSIONS)
+    return f"<thead><tr><th scope='col'>Metric</th>{heads}</tr></thead>"
+
+
+def _body_row(row: dict, *, marks: set) -> str:
+    unit = f" <span class='unit'>({escape(row['unit'])})</span>" if row["unit"] else ""
+    label = (f"<th scope='row'>{escape(row['label'])}{unit}"
+             f"<span class='better-means'>{escape(row['better'])}</span></th>")
+    cells = []
+    for version in VERSIONS:
+        text = escape(row["cells"][version])
+        if version in marks:
+            cells.append(f"<td class='better'><span aria-hidden='true'>✔ </span>{text}"
+                         "<span class='sr-only'> (better)</span></td>")
+        elif row["cells"][version] in ("undefined", "not run", "reference"):
+            cells.append(f"<td class='undefined'>{text}</td>")
+        else:
+            cells.append(f"<td>{text}</td>")
+    return f"<tr>{label}{''.join(cells)}</tr>"
+
+
+def metrics_html(result: RunResult) -> str:
+    """The comparable rows as an HTML table, the better value of each row marked (✔, and "(better)" for readers).
+
+    A row is comparable when the registry's "better means" states a direction (:func:`direction`);
+    the others are context and go to :func:`details_html`.
+    """
+    rows = [r for r in _rows(result) if r["direction"]]
+    body = "".join(_body_row(r, marks=best_versions(r["values"], r["direction"])) for r in rows)
     return (
-        "<div class='metrics-wrap'><table class='metrics'><caption>Metrics: every version measured at the "
-        "input's sample rate, in one band</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        "<div class='metrics-wrap'><table class='metrics'><caption>Comparable metrics, every version measured at "
+        "the input's rate in one band. ✔ marks the better value of a row.</caption>"
+        f"{_head(result)}<tbody>{body}</tbody></table></div>"
     )
+
+
+def details_html(result: RunResult) -> str:
+    """A closed ``<details>``: the context rows, how each version was made, and why cells are undefined."""
+    kind = _kind(result)
+    rows = [r for r in _rows(result) if not r["direction"]]
+    body = "".join(_body_row(r, marks=set()) for r in rows)
+    made = "".join(f"<td>{escape(provenance(result, v))}</td>" for v in VERSIONS)
+    body += f"<tr><th scope='row'>How it was made</th>{made}</tr>"
+    notes = _notes_lines(result)
+    notes_html = ("<ul class='notes'>" + "".join(f"<li>{escape(line)}</li>" for line in notes) + "</ul>") if notes else ""
+    return (
+        "<details class='run-details'><summary>Context rows, how each version was made, and notes</summary>"
+        "<div class='metrics-wrap'><table class='metrics'><caption>Context: these rows describe the versions "
+        f"but say nothing about which is better</caption>{_head(result)}<tbody>{body}</tbody></table></div>"
+        f"{notes_html}</details>"
+    )
+
+
+def verdict_markdown(result: RunResult, *, ground_truth_link: str | None = None) -> str:
+    """The verdict of ``result`` (:func:`restoration.verdict.verdict`) as Markdown, with the page's titles."""
+    from ..metrics import METRIC_INFO
+    from ..verdict import verdict
+
+    kind = _kind(result)
+    titles = {v: version_title(v, kind=kind) for v in VERSIONS}
+    labels = {key: label for key, (label, _, _) in METRIC_INFO.items()}
+    metrics = {v: m for v, m in result.metrics.items() if v not in result.unavailable}
+    return "### Verdict\n" + verdict(metrics, titles=titles, unavailable=result.unavailable, labels=labels,
+                                    ground_truth_link=ground_truth_link).markdown()
+
+
+def alt_texts(result: RunResult) -> dict:
+    """Alt text of every figure of ``result``: ``mel`` and ``diff`` (version → text) and ``spectrum``."""
+    from .. import plots
+
+    metrics = result.metrics.get(INPUT) or {}
+    rate = int(metrics.get("sample_rate") or 32000)
+    duration_s = _duration_s(result)
+    kind = _kind(result)
+    mel = {v: plots.mel_alt_text(v, duration_s=duration_s, sample_rate=rate, title=version_title(v, kind=kind),
+                                 bandwidth_hz=(result.metrics.get(v) or {}).get("bandwidth_hz"))
+           for v in VERSIONS}
+    diff = {v: plots.mel_difference_alt_text(v, duration_s=duration_s, sample_rate=rate,
+                                             hber_delta_db=(result.metrics.get(v) or {}).get("hber_delta_db"))
+            for v in RESTORATIONS}
+    spectrum = plots.spectrum_alt_text(
+        {v: (result.metrics.get(v) or {}).get("bandwidth_hz") for v in VERSIONS if v in result.metrics},
+        cutoff_hz=float(metrics.get("hber_cutoff_hz") or 8000.0),
+        band_hz=float(metrics.get("analysis_band_hz") or rate * 0.47))
+    return {"mel": mel, "diff": diff, "spectrum": spectrum}
+
+
+def _duration_s(result: RunResult) -> float:
+    import soundfile as sf
+
+    path = result.audio(INPUT, raw=True)
+    try:
+        info = sf.info(path)
+        return info.frames / info.samplerate
+    except Exception:  # a figure's alt text must never fail a run
+        return 0.0
+
+
+def progress_html(stage: str, percent: float | None = None) -> str:
+    """The one place that shows a run's progress: the stage in words, a bar and its percentage."""
+    if percent is None:
+        return f"<div class='run-progress' role='status'><span class='stage'>{escape(stage)}</span></div>"
+    value = int(round(max(0.0, min(100.0, percent))))
+    return (f"<div class='run-progress' role='status'><span class='stage'>{escape(stage)} · {value} %</span>"
+            f"<progress max='100' value='{value}' aria-label='Progress of the run'>{value} %</progress></div>")
+
+
+def done_html(result: RunResult) -> str:
+    """The progress place once a run is complete: how long it took, the seed, the run's id."""
+    verb = "Served from the cache" if result.cached else "Done"
+    seed = f" · seed {result.seed}" if result.seed is not None else ""
+    return (f"<div class='run-progress' role='status'><span class='stage'><strong>{verb}</strong> in "
+            f"{result.elapsed_s:.1f} s{seed} · run <code>{escape(result.key[:10])}</code></span></div>")
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/:'\"]+)+/([^\s/:'\"]+)")
+
+
+def user_message(text: str) -> str:
+    """An error message fit for the page: no server paths (a file is named by its name), no library internals.
+
+    "cannot read /tmp/gradio/ab12/fake.mp3 as audio (wav, flac, ogg or mp3 expected): Error opening
+    …: File does not exist or is not a regular file (possibly a pipe?)" becomes "Cannot read fake.mp3
+    as audio (wav, flac, ogg or mp3 expected)."
+    """
+    text = " ".join(str(text).split())
+    text = _PATH.sub(lambda m: m.group(1), text)
+    cut = text.find("expected):")
+    if cut >= 0:
+        text = text[: cut + len("expected)")]
+    text = text.strip() or "The request could not be run."
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def musicgen_known_missing(status: dict) -> str | None:
+    """The message for a MusicGen model known to be missing (no hub retries to wait for), else ``None``.
+
+    Known missing: a local folder that does not exist or lacks files, or weights not cached while
+    ``HF_HUB_OFFLINE`` says not to download. A model that is merely not cached while online may
+    still download, so it is left to the loader.
+    """
+    if status.get("available"):
+        return None
+    if status.get("source") not in ("missing-folder", "local-folder") and not status.get("offline"):
+        return None
+    name = public_model_name(str(status.get("model_id", "MusicGen")))
+    missing = ", ".join(status.get("missing") or []) or "its files"
+    return (f"MusicGen model {name!r} cannot be loaded: {missing} missing, so Generate cannot run. "
+            f"Fix: {_fix_sentence(status.get('fix') or '')}")
 
 
 def provenance(result: RunResult, version: str) -> str:
@@ -114,26 +291,31 @@ def provenance(result: RunResult, version: str) -> str:
     return f"noisereduce, {mode}, strength {gate.get('prop_decrease')}, threshold {gate.get('threshold_std_used')} σ"
 
 
-def notes_markdown(result: RunResult) -> str:
+def _notes_lines(result: RunResult) -> list[str]:
     """Why some cells are undefined (one line per metric and reason), plus a line on loudness matching."""
     from ..metrics import METRIC_INFO
 
-    kind = (result.summary.get("source") or {}).get("kind", "prompt")
+    kind = _kind(result)
     reasons: dict[tuple[str, str], list[str]] = {}
     for version in VERSIONS:
         for key, note in ((result.metrics.get(version) or {}).get("notes") or {}).items():
             if key not in METRIC_INFO or (version == INPUT and key in ("hber_delta_db", "residual_db")):
                 continue
             reasons.setdefault((key, note), []).append(version_title(version, kind=kind))
-    lines = [f"- **{METRIC_INFO[key][0]}** is undefined for {', '.join(names)}: {note}"
+    lines = [f"{METRIC_INFO[key][0]} is undefined for {', '.join(names)}: {note}"
              for (key, note), names in reasons.items()]
     loud = result.summary.get("loudness_matching") or {}
     if loud:
         target = next(iter(loud.values())).get("target_lufs")
         gains = ", ".join(f"{version_title(v, kind=kind)} {loud[v]['gain_db']:+.1f} dB" for v in VERSIONS if v in loud)
-        lines.append(f"- The players play copies matched to {target:.1f} LUFS ({gains}); "
-                     "untick *loudness-matched* for the raw levels.")
-    return "\n".join(lines)
+        lines.append(f"The players play copies matched to {target:.1f} LUFS ({gains}); "
+                     "untick loudness-matched for the raw levels.")
+    return lines
+
+
+def notes_markdown(result: RunResult) -> str:
+    """:func:`_notes_lines` as a Markdown list."""
+    return "\n".join(f"- {line}" for line in _notes_lines(result))
 
 
 def model_status() -> dict:
