@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_bench(args, *, env, timeout=600):
+def run_bench(args, *, env, timeout=1800):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env}
     full_env.pop("MUSICGEN_QUANTIZE", None)
     full_env.pop("DEMUCS_REPO", None)
