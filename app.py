@@ -789,6 +789,14 @@ def _warm_up() -> None:
 
 demo = build_demo()
 
+#: Gradio draws an empty audio or image slot as a <div aria-label="Empty value"> without a role, which
+#: ARIA forbids (axe: aria-prohibited-attr). The page gives such placeholders the role of an image.
+HEAD = """<script>
+new MutationObserver(() => {
+  for (const el of document.querySelectorAll('div.empty[aria-label]:not([role])')) el.setAttribute('role', 'img');
+}).observe(document.documentElement, {subtree: true, childList: true});
+</script>"""
+
 #: Soft, with every text colour at a contrast of at least 4.5:1 on its background (WCAG AA).
 THEME = gr.themes.Soft().set(
     color_accent="*primary_600",
@@ -815,6 +823,7 @@ LAUNCH_KWARGS = dict(
     blocked_paths=private_paths(),  # the listening-test database and stimulus files are never served by path
     max_file_size=f"{int(2 * max_upload_mb())}mb",  # hard cap; the app's own limit gives the clear message
     ssr_mode=False,
+    head=HEAD,
     mcp_server=True,  # /generate and /restore as tools for AI assistants (README: "MCP")
 )
 

@@ -183,7 +183,7 @@ def test_app_answers_quickly(app):
 
 def test_only_generate_and_restore_are_public(client):
     info = client.view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/generate", "/restore"}
+    assert set(info["named_endpoints"]) == {"/generate", "/restore", "/groundtruth"}
     assert not info["unnamed_endpoints"]
     params = [p["parameter_name"] for p in info["named_endpoints"]["/generate"]["parameters"]]
     assert params[:3] == ["prompt", "duration", "seed"]
