@@ -76,6 +76,8 @@ def register(subparsers) -> None:
     p.add_argument("--duration", default="5", help="clip length in seconds (default 5)")
     p.add_argument("--modes", default="exact,fast", help="generation modes to time, comma-separated (exact,fast)")
     p.add_argument("--skip-stock", action="store_true", help="do not time the stock pipeline")
+    p.add_argument("--skip-processes", action="store_true",
+                   help="time no whole process (stock or ours): only the in-process checks and the study")
     p.add_argument("--skip-app", action="store_true", help="do not time the app's warm clicks")
     p.add_argument("--skip-ray", action="store_true",
                    help="do not time the small study locally and on a local Ray with 2 workers")
@@ -111,6 +113,7 @@ def cmd_bench(args) -> int:
         raise BadInputError(f"--out {out} is a folder; give a file name for the JSON")
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
     result = run_bench(duration_s=duration_s, modes=modes, skip_stock=args.skip_stock, skip_app=args.skip_app,
+                       skip_processes=args.skip_processes,
                        skip_ray=args.skip_ray, models=args.models, repeats=int(args.repeats),
                        batch_size=args.batch_size, study_steps=args.study_steps,
                        fidelity_s=validate_duration(args.fidelity_seconds) if args.fidelity_seconds else None, log=log)
@@ -132,7 +135,8 @@ def cmd_bench(args) -> int:
 
 def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_app: bool = False,
               skip_ray: bool = False, models: str = "auto", repeats: int = 1, batch_size: int | None = None,
-              study_steps: int | None = None, fidelity_s: float | None = None, log=print) -> dict:
+              study_steps: int | None = None, fidelity_s: float | None = None, skip_processes: bool = False,
+              log=print) -> dict:
     """Run every measurement and return the JSON-ready result (see the module docstring).
 
     ``batch_size``: the study's batch (default :func:`restoration.batch.auto_batch_size`);
@@ -153,6 +157,8 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
     # "fast_cold" is fast with no prepared weights on disk (its run prepares and keeps them); "fast"
     # runs right after it, as every later process does. They rotate as one unit.
     units = ([] if skip_stock else [["stock"]]) + [["fast_cold", "fast"] if m == "fast" else [m] for m in modes]
+    if skip_processes:
+        units = []
     kinds = [kind for unit in units for kind in unit]
     runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="restoration-bench-") as work:
@@ -160,7 +166,7 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
         stock_script = STOCK_SCRIPT
         ours_env = {**env, "RESTORATION_DATA_DIR": str(work_dir / "data")}  # a private prepared-weights cache
         clip_path = None
-        for repeat in range(repeats):
+        for repeat in range(repeats if units else 0):
             order = units[repeat % len(units):] + units[: repeat % len(units)]  # rotate: no kind always first
             for kind in [kind for unit in order for kind in unit]:
                 out = work_dir / f"{kind}-{repeat}"
