@@ -150,7 +150,14 @@ def assert_accessible(page, where: str) -> None:
 
 
 def screenshot(page, name: str) -> None:
+    """A full-page screenshot; the page is scrolled through first, so lazily loaded figures are drawn."""
     ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("""async () => {
+        for (let y = 0; y < document.body.scrollHeight; y += 400) {
+            window.scrollTo(0, y); await new Promise(done => setTimeout(done, 60));
+        }
+        window.scrollTo(0, 0);
+    }""")
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
