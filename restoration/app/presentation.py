@@ -170,7 +170,11 @@ def details_html(result: RunResult) -> str:
     )
 
 
-def verdict_markdown(result: RunResult, *, ground_truth_link: str | None = None) -> str:
+#: Where the page's proxy note points: the tab that scores restorations against a clean original.
+GROUND_TRUTH_LINK = "the **Ground truth** tab (clean music through MusicGen's own codec, restored and scored against the original)"
+
+
+def verdict_markdown(result: RunResult, *, ground_truth_link: str | None = GROUND_TRUTH_LINK) -> str:
     """The verdict of ``result`` (:func:`restoration.verdict.verdict`) as Markdown, with the page's titles."""
     from ..metrics import METRIC_INFO
     from ..verdict import verdict
