@@ -39,7 +39,9 @@ import numpy as np
 
 from .cleanset import CleanClip, plan_clips
 from .degradations import degrade, needs_musicgen, parse_degradations
+from .csvfiles import write_text_atomic
 from .groundtruth_tables import PROXIES, write_study_tables
+from .outputs import json_text
 from .reference_metrics import REFERENCE_METRIC_INFO, ReferenceMetricSettings, improvement, measure_versions_against
 from .settings import DemucsSettings, GatingSettings, MetricSettings
 from .versions import CLEAN, DEGRADED, DEMUCS, GATING, GROUND_TRUTH_VERSIONS, INPUT, RESTORATIONS
@@ -177,7 +179,7 @@ def run_clip(job: Job, out_dir, settings: StudySettings = StudySettings(), *, pr
     _write_folder(folder, versions, rate, metrics, info, settings.metrics)
     timings["write (audio, figures)"], cpu["write (audio, figures)"] = _since(t), _cpu_since(c)
     timings["total"], cpu["total"] = _since(start), _cpu_since(cpu_start)
-    _rewrite_json(folder / CLIP_FILE, info)
+    write_text_atomic(folder / CLIP_FILE, json_text(info))
     return rows
 
 
@@ -283,16 +285,6 @@ def collect_rows(out_dir) -> list[dict]:
     return rows
 
 
-def _json_text(obj) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def _rewrite_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(_json_text(obj), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_folder(folder: Path, versions: dict, rate: int, metrics: dict, info: dict,
                   metric_settings: MetricSettings) -> None:
     """Stage every file beside ``folder`` and rename the staging folder into place (all or nothing)."""
@@ -311,8 +303,8 @@ def _write_folder(folder: Path, versions: dict, rate: int, metrics: dict, info: 
         info["loudness_matching"] = {k: asdict(v) for k, v in loudness.items()}
         plots.mel_spectrograms(versions, rate, staging)
         plots.average_spectra(versions, rate, staging / "spectrum.png", settings=metric_settings)
-        (staging / "metrics.json").write_text(_json_text(metrics), encoding="utf-8")
-        (staging / CLIP_FILE).write_text(_json_text(info), encoding="utf-8")
+        (staging / "metrics.json").write_text(json_text(metrics), encoding="utf-8")
+        (staging / CLIP_FILE).write_text(json_text(info), encoding="utf-8")
         if folder.exists():  # an incomplete folder from an older layout: replaced whole
             shutil.rmtree(folder)
         os.replace(staging, folder)

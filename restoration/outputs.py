@@ -47,7 +47,8 @@ def metrics_csv_text(report: Report) -> str:
     return csv_text({"version": name, **flatten_metrics(values)} for name, values in report.metrics.items())
 
 
-def _json_text(obj) -> str:
+def json_text(obj) -> str:
+    """``obj`` as indented UTF-8 JSON text; NaN or infinity raise (the package never writes them), paths become file names."""
     def default(value):
         if isinstance(value, Path):
             return value.name
@@ -92,10 +93,10 @@ def write_report(report: Report, out_dir) -> Path:
         for name, audio in report.listening.items():
             write_wav(staging / LISTENING_DIR / f"{name}.wav", audio, sr, subtype="PCM_16")
         render_figures(report, staging)
-        (staging / "metrics.json").write_text(_json_text(metrics_json(report)), encoding="utf-8")
+        (staging / "metrics.json").write_text(json_text(metrics_json(report)), encoding="utf-8")
         (staging / "metrics.csv").write_text(metrics_csv_text(report), encoding="utf-8")
         # report.json last: its presence marks a complete folder (batch resumes on it).
-        (staging / "report.json").write_text(_json_text(report.summary()), encoding="utf-8")
+        (staging / "report.json").write_text(json_text(report.summary()), encoding="utf-8")
         _move_into(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
