@@ -12,6 +12,8 @@ Public surface:
   ``scipy.stats.bootstrap`` on the cluster means.
 - :func:`paired_differences` — per-unit differences ``a − b`` between two conditions from
   long-format rows (one row per unit × condition).
+- :func:`spearman_rho`, :func:`spearman_cluster_bootstrap` — Spearman's rank correlation, and its
+  percentile bootstrap interval with clusters (source clips) as the resampled unit.
 - :func:`paired_summary` — per stratum (and overall), metric and pair of conditions: the mean
   paired difference, its interval with the cluster as the resampled unit, n clusters, n units
   and whether the interval excludes 0.
@@ -272,3 +274,67 @@ def paired_summary(
                     "method": method,
                 })
     return out
+
+
+def spearman_rho(x, y) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); ``None`` when either column is constant or n < 3."""
+    from scipy.stats import rankdata
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.size < 3:
+        return None
+    rx, ry = rankdata(x), rankdata(y)
+    if np.ptp(rx) == 0.0 or np.ptp(ry) == 0.0:
+        return None
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def spearman_cluster_bootstrap(x, y, clusters, *, n_resamples: int = 2000, seed: int = 0,
+                               confidence: float = 0.95) -> dict:
+    """Spearman's ρ of paired values with a percentile bootstrap interval that resamples clusters.
+
+    The points of one cluster (a source clip: its two restorations, and every degradation of it)
+    are not independent, so the bootstrap draws clusters with replacement (as many as there are)
+    and keeps all of each drawn cluster's points. Resamples whose ρ is undefined (a constant
+    column) are dropped and counted. ``numpy.random.default_rng(seed)`` makes the interval
+    reproducible. Returns ``{"rho", "ci95_low", "ci95_high", "n", "n_sources", "resamples_used"}``.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keys = list(dict.fromkeys(clusters))
+    members = [np.flatnonzero(np.asarray([c == k for c in clusters])) for k in keys]
+    rho = spearman_rho(x, y)
+    result = {"rho": rho, "ci95_low": None, "ci95_high": None, "n": int(x.size), "n_sources": len(keys),
+              "resamples_used": 0}
+    if rho is None or len(keys) < 3:
+        return result
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(keys), size=(int(n_resamples), len(keys)))
+    sizes = {m.size for m in members}
+    if len(sizes) == 1:  # every cluster has as many points: all resamples at once
+        index = np.stack(members)[drawn].reshape(int(n_resamples), -1)
+        values = _row_spearman(x[index], y[index])
+    else:
+        values = [spearman_rho(x[i], y[i]) for i in (np.concatenate([members[k] for k in row]) for row in drawn)]
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    result["resamples_used"] = len(values)
+    if len(values) >= 0.9 * n_resamples:
+        alpha = (1.0 - confidence) / 2.0
+        low, high = np.quantile(values, [alpha, 1.0 - alpha])
+        result["ci95_low"], result["ci95_high"] = float(low), float(high)
+    return result
+
+
+def _row_spearman(x: np.ndarray, y: np.ndarray) -> list:
+    """Spearman's ρ of each row pair of two (resamples, n) arrays; NaN where a row is constant."""
+    from scipy.stats import rankdata
+
+    rx = rankdata(x, axis=1)
+    ry = rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(axis=1) / denominator
+    return [float(v) if d > 0 else None for v, d in zip(rho, denominator)]

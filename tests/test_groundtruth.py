@@ -214,7 +214,7 @@ def test_the_built_in_set_renders_ten_genres_cut_from_the_middle(tmp_path, monke
 
 
 def test_spearman_bootstrap_recovers_known_correlations():
-    from restoration.groundtruth_tables import spearman_cluster_bootstrap
+    from restoration.stats import spearman_cluster_bootstrap
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(40)
