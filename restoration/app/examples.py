@@ -12,18 +12,18 @@ logger = logging.getLogger(__name__)
 
 
 def read_prompt_examples(path) -> list[tuple[str, str]]:
-    """``(genre, prompt)`` pairs from a ``genre | prompt`` file; ``#`` lines are comments."""
-    pairs = []
-    path = Path(path)
-    if not path.is_file():
-        return pairs
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        genre, sep, prompt = line.partition("|")
-        pairs.append((genre.strip(), prompt.strip()) if sep else ("unlabelled", line))
-    return [(g, p) for g, p in pairs if p]
+    """``(genre, prompt)`` pairs of a ``genre | prompt`` file (:func:`restoration.batch.read_prompts`).
+
+    Examples are a convenience: a missing or malformed file gives none, and the app starts.
+    """
+    from ..batch import read_prompts
+    from ..errors import BadInputError
+
+    try:
+        return read_prompts(path)
+    except BadInputError as exc:
+        logger.warning("no prompt examples: %s", exc)
+        return []
 
 
 def example_clips(folder, script) -> list[tuple[str, str]]:
