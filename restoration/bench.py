@@ -486,9 +486,9 @@ def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tupl
     ``fast`` being the default one) is then fed the same tokens. Compared are the guided logits
     ``uncond + 3 · (cond − uncond)`` that sampling draws from, at every position the delay
     pattern lets the model choose: top-1 agreement, cosine, and the total variation distance
-    between the top-k sampling distributions. Each scheme's teacher-forced ms per token (one
-    thread) gives the trade-off curve, agreement against speed. The top-level fields describe
-    ``fast``'s scheme. Returns the report and the exact clip ``(audio, rate)``.
+    between the top-k sampling distributions. Each scheme's teacher-forced ms per token (on the
+    process's threads, as the token loop uses them on an idle machine) gives the trade-off
+    curve, agreement against speed. The top-level fields describe ``fast``'s scheme. Returns the report and the exact clip ``(audio, rate)``.
     """
     import gc
 
@@ -496,7 +496,6 @@ def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tupl
 
     from . import decoding, generation
     from .musicgen.streaming import decode_codes, to_mono
-    from .musicgen.threads import torch_threads
 
     exact = generation.load_musicgen(mode="exact")
     if exact.decoder is None:
@@ -509,13 +508,12 @@ def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tupl
     exact_logits: list = []
     last: dict = {}
     start = time.perf_counter()
-    with torch_threads(1 if exact.device == "cpu" else None):
-        codes = exact.decoder.sample(
-            inputs["input_ids"], inputs["attention_mask"], steps=steps, guidance_scale=scale, temperature=1.0,
-            top_k=250, generator=torch.Generator(device=exact.device).manual_seed(0),
-            on_step=lambda tokens: last.__setitem__("tokens", tokens),
-            on_logits=lambda step, logits: exact_logits.append(logits),
-        )
+    codes = exact.decoder.sample(
+        inputs["input_ids"], inputs["attention_mask"], steps=steps, guidance_scale=scale, temperature=1.0,
+        top_k=250, generator=torch.Generator(device=exact.device).manual_seed(0),
+        on_step=lambda tokens: last.__setitem__("tokens", tokens),
+        on_logits=lambda step, logits: exact_logits.append(logits),
+    )
     exact_s = time.perf_counter() - start
     with torch.inference_mode():
         audio = to_mono(decode_codes(exact, codes).float().cpu().numpy())
@@ -543,9 +541,7 @@ def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tupl
 
     def measure(decoder, scheme: str) -> dict:
         start = time.perf_counter()
-        with torch_threads(1 if exact.device == "cpu" else None):
-            fast_logits = decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens,
-                                             guidance_scale=scale)
+        fast_logits = decoder.logits_for(inputs["input_ids"], inputs["attention_mask"], tokens, guidance_scale=scale)
         fast_s = time.perf_counter() - start
         gf = guided(fast_logits.float())
         agree = (ge.argmax(-1) == gf.argmax(-1)) & chosen
@@ -578,7 +574,7 @@ def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tupl
         "method": "teacher forcing on the token sequence exact mode sampled (seed 0, guidance 3, top-k 250); "
                   "argmax and cosine of the guided logits at every delay-pattern position the model chooses; "
                   "total variation distance between the top-k sampling distributions (0 = same, 1 = disjoint); "
-                  "ms per token: teacher forcing on one thread",
+                  "ms per token: teacher forcing on all the process's threads (machine.torch_threads)",
         "steps": steps,
         "positions": int(chosen.sum()),
         **{k: v for k, v in default.items() if k != "teacher_forced_ms_per_token"},
@@ -662,7 +658,7 @@ def batch_study(*, modes, duration_s: float, batch_size: int | None, steps: int 
                 prompts.append((inputs["input_ids"], inputs["attention_mask"]))
             generators = [torch.Generator().manual_seed(i) for i in range(clips)]
             bundle.decoder.prepare_rows(2 * clips)
-            threads = LoopThreads(bundle, rows=2 * clips)
+            threads = LoopThreads(bundle)
             log(f"[bench]   {mode}: {clips} clip(s) together, {timed_steps} steps…")
             start = time.perf_counter()
             with threads:

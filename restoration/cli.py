@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", required=True, help="text file: one prompt per line, optionally 'genre | prompt'")
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0 … N−1 per prompt")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="clips MusicGen samples together, each with its own seed (default: 4 on CPU, 32 on a GPU; "
+                   help="clips MusicGen samples together, each with its own seed (default: 16 on CPU, 32 on a GPU; "
                         "1 = one at a time); the clips are the same whatever B")
     _add_generation_options(p, duration_default="5")
     p.add_argument("--out", required=True, type=Path)

@@ -366,7 +366,7 @@ def test_fast_mode_fused_products_equal_the_quantized_modules(musicgen_env):
     assert torch.equal(fused_logits, plain_logits)
 
 
-def test_loop_threads_widen_for_fast_when_others_leave_a_core_and_narrow_after_a_stalled_step(monkeypatch):
+def test_loop_threads_widen_when_others_leave_a_core_and_narrow_after_a_stalled_step(monkeypatch):
     import torch
 
     clock = {"now": 0.0}
@@ -413,10 +413,10 @@ def test_loop_threads_widen_for_fast_when_others_leave_a_core_and_narrow_after_a
     class Exact:
         device, mode = "cpu", "exact"
 
-    with generation.LoopThreads(Exact()) as threads:
+    with generation.LoopThreads(Exact()) as threads:  # exact widens the same way on an idle machine
         for _ in range(5):
             step(threads, 0.1)
-    assert counts == [1, 2]  # exact: one thread throughout, then restored
+    assert counts == [1, 2, 2]  # one thread to measure, widened, then the process's setting restored
 
 
 def test_others_busy_cores_known_answers():

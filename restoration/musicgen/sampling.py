@@ -206,8 +206,7 @@ def generate_batch(
         inputs = bundle.processor(text=[text], padding=True, truncation=True, return_tensors="pt").to(bundle.device)
         prompts.append((inputs["input_ids"], inputs["attention_mask"]))
     generators = [torch.Generator(device=bundle.device).manual_seed(int(s.seed)) for s in all_settings]
-    guided = float(shared.guidance_scale) > 1
-    threads = LoopThreads(bundle, rows=len(requests) * (2 if guided else 1))
+    threads = LoopThreads(bundle)
 
     def on_step(tokens) -> None:
         threads.step()

@@ -1,8 +1,8 @@
 """How many CPU threads MusicGen's token loop and loading use, and how busy the machine is.
 
 - :func:`torch_threads` — a block with a given torch thread count, restored after.
-- :class:`LoopThreads` — the token loop's thread policy: 1 thread, or 2 for ``fast`` while
-  other processes leave a core free.
+- :class:`LoopThreads` — the token loop's thread policy: every thread of the process while
+  other processes leave a core for each, else 1.
 - :func:`others_busy_cores` — cores other processes kept busy between two ``/proc/stat`` samples.
 """
 
@@ -39,26 +39,34 @@ class LoopThreads:
     """CPU threads of the token loop (a context manager; ``step()`` after every step).
 
     A step multiplies 1–2 activation rows (``2 × clips`` in a batch) by every weight matrix:
-    ~300 small operations that stream the weights from memory. Measured on this 2-core
-    machine, idle:
+    ~300 small operations that stream the weights from memory. Whether a second thread helps
+    depends on the machine, so the loop uses every thread the process has whenever the
+    machine is free. Measured idle, full-size musicgen-small, ms per step, 1 → 2 threads:
 
-    - fp32 (``exact``): 144 ms per step on 1 thread, 142 ms on 2. One core streams the
-      weights as fast as two, so ``exact`` always runs on 1 thread.
-    - int8 (``fast``): 47 ms on 1 thread, 35 ms on 2: int8 products do more arithmetic per
-      byte, and a second thread helps. So does a batch of clips (``rows`` > 2), whose
-      products do as much arithmetic per weight as it has rows.
+    - AMD EPYC, 2 vCPU (2026-11-24): fp32 144 → 142 (one core streams the weights as fast
+      as two), int8 47 → 35.
+    - Intel Xeon @ 2.00 GHz (Skylake-SP, AVX-512 without VNNI), 2 vCPU (2026-12-01): fp32
+      228 → 131, int8 (the ``split`` scheme) 184 → 128: here one core does not saturate the
+      memory, and a second thread is worth 1.4–1.7×.
+
+    A batch of clips (``rows`` > 2) does as much arithmetic per weight as it has rows and
+    gains from a second thread everywhere.
 
     But a second OpenMP thread puts a barrier in every operation, and when another process
-    holds the other core each barrier waits for a scheduler tick: on this machine, shared
-    with other test runs, int8 steps took 2.5 s on 2 threads instead of 50 ms on 1. So
-    ``fast`` encodes the prompt and runs the first steps on 1 thread while it measures how
+    holds the other core each barrier waits for a scheduler tick: on a 2-core machine shared
+    with other test runs, int8 steps took 2.5 s on 2 threads instead of 50 ms on 1. So the
+    loop encodes the prompt and runs the first steps on 1 thread while it measures how
     many cores *other* processes keep busy (:func:`others_busy_cores`, over at least
     ``MEASURE_S``), widens only if that leaves a core for each thread, and drops to 1
     thread for the rest of the clip as soon as one step takes ``SLOW_FACTOR`` times the
     usual. The 1-minute load average would lag: right after another run ends it still reads
     1.6 on an idle machine.
-    int8 products accumulate in integers and the rest of a step is elementwise, so the
-    thread count does not change a token (checked: logits bitwise equal on 1 and 2 threads).
+
+    int8 products accumulate in integers and the rest of a step is elementwise, so in
+    ``fast`` the thread count does not change a token (checked: logits bitwise equal on 1
+    and 2 threads). fp32 sums may be split differently: ``exact``'s logits on 1 and 2
+    threads differ by float rounding (2.6e-6 at most over 40 steps), which changes a token
+    only at a near-tie, as any other thread count of transformers' own ``generate`` would.
     Threads are a process setting: other work (another request's Demucs) sees the change
     while a clip is sampled.
     """
@@ -68,14 +76,13 @@ class LoopThreads:
     #: Widen when other processes leave at least this much of a core free for each extra thread.
     FREE_MARGIN = 0.5
 
-    def __init__(self, bundle, *, rows: int = 2):
+    def __init__(self, bundle):
         import torch
 
         self.torch = torch
         self.active = bundle.device == "cpu"
         self.saved = torch.get_num_threads() if self.active else 1
-        widens = bundle.mode == "fast" or int(rows) > 2  # a batch's products are compute-bound, even in fp32
-        self.wide = self.saved if (self.active and widens and self.saved > 1) else 1
+        self.wide = self.saved if (self.active and self.saved > 1) else 1
         self.widened = False
         self.skip_next = False
         self.times: list[float] = []
