@@ -205,16 +205,18 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
     if not skip_app:
         app_mode = "fast" if "fast" in modes else modes[0]
         log(f"[bench] the app, warm: two clicks of Generate ({app_mode})…")
-        app = app_timing(env, duration_s=duration_s, mode=app_mode)
+        app = _measured_or_error(lambda: app_timing(env, duration_s=duration_s, mode=app_mode), log=log)
     log("[bench] start-up…")
-    startup = startup_timing(env)
+    startup = _measured_or_error(lambda: startup_timing(env), log=log)
     # Study throughput on Ray (restoration.cluster): whole `batch` commands, local and on a local Ray.
     study_ray = None
     if not skip_ray:
         from .cluster import study_throughput
 
-        study_ray = study_throughput(env=model_env, clips=4, duration_s=duration_s,
-                                     mode="fast" if "fast" in modes else modes[0], ray_workers=(2,), log=log)
+        study_ray = _measured_or_error(
+            lambda: study_throughput(env=model_env, clips=4, duration_s=duration_s,
+                                     mode="fast" if "fast" in modes else modes[0], ray_workers=(2,), log=log),
+            log=log)
 
     summary = {kind: _summarize(records) for kind, records in runs.items()}
     ratios = {}
@@ -248,6 +250,17 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
 
 
 # --------------------------------------------------------------------------- models
+
+
+def _measured_or_error(measure, *, log=print):
+    """``measure()``, or ``{"error": its first line}`` when it raises: a late section's failure keeps the others."""
+    try:
+        return measure()
+    except Exception as exc:
+        from .musicgen.loading import first_line
+
+        log(f"[bench]   failed: {first_line(exc)}")
+        return {"error": first_line(exc)}
 
 
 def resolve_models(choice: str, *, log=print) -> tuple[dict, dict]:
@@ -363,11 +376,13 @@ def _run_ours(mode: str, out: Path, env: dict, *, duration_s: float) -> dict:
     return record
 
 
-def run_process(command: list, *, env: dict, timeout_s: float = 3600.0) -> dict:
+def run_process(command: list, *, env: dict, timeout_s: float = 3600.0, check: bool = True) -> dict:
     """Run one process to completion: wall time, peak RSS (its own), CPU time and the load around it.
 
     Peak RSS comes from ``wait4``'s resource usage of that child (Linux: ``ru_maxrss`` in KiB);
-    where ``wait4`` is missing, from polling with psutil every 50 ms.
+    where ``wait4`` is missing, from polling with psutil every 50 ms. A non-zero exit raises
+    RuntimeError with the last lines of its stderr; with ``check`` False it is returned instead,
+    as ``exit_code`` and ``stderr_tail``.
     """
     load_before = _loadavg()
     start = time.perf_counter()
@@ -395,11 +410,14 @@ def run_process(command: list, *, env: dict, timeout_s: float = 3600.0) -> dict:
     for reader in readers:
         reader.join()
     stdout, stderr = "".join(streams["stdout"]), "".join(streams["stderr"])
+    record = {"wall_s": round(wall, 3), "peak_rss_mb": round(peak_mb, 1), "cpu_s": round(cpu_s, 2),
+              "load_before": load_before, "load_after": _loadavg(), "stdout": stdout}
     if proc.returncode != 0:
-        tail = stderr.strip().splitlines()[-3:]
-        raise RuntimeError(f"{' '.join(map(str, command[:4]))}… exited with {proc.returncode}: {' | '.join(tail)}")
-    return {"wall_s": round(wall, 3), "peak_rss_mb": round(peak_mb, 1), "cpu_s": round(cpu_s, 2),
-            "load_before": load_before, "load_after": _loadavg(), "stdout": stdout}
+        tail = " | ".join(stderr.strip().splitlines()[-3:])
+        if check:
+            raise RuntimeError(f"{' '.join(map(str, command[:4]))}… exited with {proc.returncode}: {tail}")
+        record.update(exit_code=proc.returncode, stderr_tail=tail)
+    return record
 
 
 def _poll_rss(proc) -> float:  # pragma: no cover - fallback without wait4
@@ -465,7 +483,7 @@ def _targets(summary: dict, ratios: dict, figures: dict, app: dict | None = None
     warm = figures["warm_s"]
     checks["metrics_plots_warm"] = {"target": f"≤ {TARGETS['metrics_plots_max_s']:g} s", "measured": warm,
                                     "met": warm <= TARGETS["metrics_plots_max_s"]}
-    if app and app["mode"] == "fast":  # the slower of the two clicks
+    if app and app.get("mode") == "fast":  # the slower of the two clicks
         results = max(click["results_s"] for click in app["clicks"])
         first = max(click["first_sound_s"] for click in app["clicks"])
         checks["app_fast_results"] = {"target": f"≤ {TARGETS['app_fast_results_max_s']:g} s", "measured": results,
@@ -824,11 +842,15 @@ def app_timing(env: dict, *, duration_s: float, mode: str, clicks: int = 2) -> d
         code = ("import json; from restoration.bench import app_clicks; "
                 f"print('APP-TIMING ' + json.dumps(app_clicks(duration_s={duration_s!r}, mode={mode!r}, "
                 f"clicks={int(clicks)})))")
-        record = run_process([sys.executable, "-c", code], env=child_env)
+        record = run_process([sys.executable, "-c", code], env=child_env, check=False)
     for line in record.pop("stdout").splitlines():
         if line.startswith("APP-TIMING "):
-            return {**json.loads(line[len("APP-TIMING "):]), "peak_rss_mb": record["peak_rss_mb"]}
-    raise RuntimeError("the app timing process printed no result")
+            result = {**json.loads(line[len("APP-TIMING "):]), "peak_rss_mb": record["peak_rss_mb"]}
+            if "exit_code" in record:  # the timings were printed; the process failed afterwards, on its way out
+                result["exit_after_timings"] = {"exit_code": record["exit_code"], "stderr_tail": record["stderr_tail"]}
+            return result
+    raise RuntimeError(f"the app timing process printed no result (exit status {record.get('exit_code', 0)}: "
+                       f"{record.get('stderr_tail', '')})")
 
 
 def app_clicks(*, duration_s: float, mode: str, clicks: int = 2) -> dict:
@@ -970,7 +992,7 @@ def format_table(result: dict) -> str:
     for point in fidelity.get("schemes", []):
         lines.append(f"  int8 scheme {point['scheme']:8s} agreement {point['top1_agreement']:.3f}, TV "
                      f"{point['mean_total_variation']:.3f}, {point['teacher_forced_ms_per_token']:.0f} ms/token "
-                     "(teacher forcing, 1 thread)")
+                     "(teacher forcing)")
     study = result.get("study")
     if study:
         lines.append(f"study throughput ({study['duration_s']:g} s clips, batch {study['batch_size']}, "
@@ -995,15 +1017,24 @@ def format_table(result: dict) -> str:
     lines.append(f"metrics + plots, 3 versions, warm: {figures['warm_s']:.3f} s (metrics {figures['metrics_s']:.3f}, "
                  f"figures {figures['figures_s']:.3f}; one-off warm-up {figures['warm_up_s']:.2f} s)")
     app = result.get("app_warm")
-    if app:
+    if app and "error" in app:
+        lines.append(f"app, warm: failed: {app['error']}")
+    elif app:
         clicks = "; ".join(f"click {c['click']}: first sound {c['first_sound_s']:.1f} s, results {c['results_s']:.1f} s"
                            for c in app["clicks"])
         lines.append(f"app, warm ({app['mode']}, {app['duration_s']:g} s clip, after its {app['warm_up_s']:.1f} s "
                      f"warm-up): {clicks}")
-    lines.append(f"start-up: `python -m restoration --help` {result['startup']['cli_help_s']:.2f} s "
-                 f"(bare interpreter {result['startup']['bare_python_s']:.2f} s)")
+        if "exit_after_timings" in app:
+            lines.append(f"  (the app process then exited with status {app['exit_after_timings']['exit_code']}: "
+                         f"{app['exit_after_timings']['stderr_tail']})")
+    startup = result["startup"]
+    lines.append(f"start-up: failed: {startup['error']}" if "error" in startup else
+                 f"start-up: `python -m restoration --help` {startup['cli_help_s']:.2f} s "
+                 f"(bare interpreter {startup['bare_python_s']:.2f} s)")
     study = result.get("study_ray")
-    if study:
+    if study and "error" in study:
+        lines.append(f"study on Ray: failed: {study['error']}")
+    elif study:
         runs = "; ".join(f"{name.replace('_', ' ')}: {run['clips_per_hour']:.0f} clips/hour ({run['wall_s']:.0f} s, "
                          f"median clip {run['median_clip_s']:.1f} s)" for name, run in study["runs"].items())
         lines.append(f"study of {study['clips']} clips × {study['duration_s']:g} s ({study['mode']}), whole `batch` "

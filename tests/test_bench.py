@@ -154,3 +154,36 @@ def _sample_result() -> dict:
 def test_bench_rejects_unknown_modes(tmp_path):
     result = run_bench(["--modes", "exact,turbo"], env={"RESTORATION_DATA_DIR": str(tmp_path / "data")}, timeout=60)
     assert result.returncode == 2 and "--modes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_process_that_fails_after_printing_is_returned_when_not_checked():
+    from restoration.bench import run_process
+
+    command = [sys.executable, "-c", "import sys; print('RESULT 42'); sys.stderr.write('boom on exit\\n'); sys.exit(3)"]
+    record = run_process(command, env=dict(os.environ), check=False)
+    assert record["exit_code"] == 3 and record["stderr_tail"] == "boom on exit"
+    assert "RESULT 42" in record["stdout"] and record["wall_s"] > 0
+    import pytest
+
+    with pytest.raises(RuntimeError, match="exited with 3: boom on exit"):
+        run_process(command, env=dict(os.environ))
+    assert "exit_code" not in run_process([sys.executable, "-c", "pass"], env=dict(os.environ))
+
+
+def test_a_failed_late_section_is_reported_and_the_rest_kept():
+    from restoration.bench import _measured_or_error, format_table
+
+    logged = []
+
+    def app_timing():
+        raise RuntimeError("the app timing process printed no result (exit status -6: terminate called)\nmore")
+
+    app = _measured_or_error(app_timing, log=logged.append)
+    assert app == {"error": "the app timing process printed no result (exit status -6: terminate called)"}
+    assert logged == ["[bench]   failed: the app timing process printed no result (exit status -6: terminate called)"]
+    assert _measured_or_error(lambda: {"cli_help_s": 0.1}) == {"cli_help_s": 0.1}
+
+    result = {**_sample_result(), "app_warm": app, "study_ray": {"error": "no Ray"}}
+    text = format_table(result)
+    assert "app, warm: failed: the app timing process printed no result" in text
+    assert "study on Ray: failed: no Ray" in text and "start-up: `python -m restoration --help` 0.10 s" in text
