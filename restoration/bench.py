@@ -663,7 +663,7 @@ def batch_study(*, modes, duration_s: float, batch_size: int | None, steps: int 
     result = {
         "method": "sampling timed over the steps below at 1 clip and at the batch size, per clip: step time × "
                   "tokens / clips; plus EnCodec decoding and the rest of the pipeline (run_generated + writing "
-                  "the folder), timed once; clips_per_hour = 3600 / the sum",
+                  "the folder), each timed warm; clips_per_hour = 3600 / the sum",
         "duration_s": duration_s, "tokens_per_clip": tokens, "timed_steps": timed_steps, "batch_size": size,
         "finish_s": round(finish_s, 3), "first_finish_s": round(first_finish_s, 3), "modes": {},
     }
