@@ -1,7 +1,8 @@
 """A second process that gets the restoration side ready while MusicGen loads and samples.
 
 ``python -m restoration run`` spends its first seconds on one core: importing transformers
-and loading MusicGen are single-threaded, and the ``exact`` token loop runs on one thread.
+and loading MusicGen are single-threaded, and the token loop widens to a second thread only
+once no other process keeps that core busy (:class:`restoration.musicgen.threads.LoopThreads`).
 Meanwhile the other core can pay the restoration side's one-off costs: importing demucs,
 librosa and matplotlib, loading the Demucs model, numba's first compilations, the laid-out
 figures. Measured on a 2-core machine with full-size models, those cost about 2.5 s in a
