@@ -249,9 +249,6 @@ def run_bench(*, duration_s: float, modes=MODES, skip_stock: bool = False, skip_
     return result
 
 
-# --------------------------------------------------------------------------- models
-
-
 def _measured_or_error(measure, *, log=print):
     """``measure()``, or ``{"error": its first line}`` when it raises: a late section's failure keeps the others."""
     try:
@@ -261,6 +258,9 @@ def _measured_or_error(measure, *, log=print):
 
         log(f"[bench]   failed: {first_line(exc)}")
         return {"error": first_line(exc)}
+
+
+# --------------------------------------------------------------------------- models
 
 
 def resolve_models(choice: str, *, log=print) -> tuple[dict, dict]:
@@ -506,7 +506,8 @@ def fast_fidelity(*, duration_s: float, compare: bool = True, log=print) -> tupl
     pattern lets the model choose: top-1 agreement, cosine, and the total variation distance
     between the top-k sampling distributions. Each scheme's teacher-forced ms per token (on the
     process's threads, as the token loop uses them on an idle machine) gives the trade-off
-    curve, agreement against speed. The top-level fields describe ``fast``'s scheme. Returns the report and the exact clip ``(audio, rate)``.
+    curve, agreement against speed. The top-level fields describe ``fast``'s scheme. Returns
+    the report and the exact clip ``(audio, rate)``.
     """
     import gc
 
